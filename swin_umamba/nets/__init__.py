@@ -1,0 +1,4 @@
+from swin_umamba.nets.swin_umamba import SwinUMamba
+from swin_umamba.nets.swin_umamba_d import SwinUMambaD
+
+__all__ = ["SwinUMamba", "SwinUMambaD"]

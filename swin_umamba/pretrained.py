@@ -1,0 +1,174 @@
+"""Loading the ImageNet VMamba-Tiny (v0) checkpoint into a Swin-UMamba encoder (SPEC §4).
+
+The checkpoint is read with `torch.load(weights_only=True)`: no pickled code
+runs. The legacy full training file also holds a yacs `CfgNode` (and numpy
+scalars); those globals are mapped onto inert stand-ins so that the file still
+loads without trusting its pickle.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+WEIGHTS_ENV_VAR = "SWIN_UMAMBA_PRETRAINED"
+RELEASE_FILE = "vssmtiny_dp01_ckpt_epoch_292.pth"
+HOW_TO_GET = (
+    f"Download the VMamba-Tiny v0 ImageNet checkpoint {RELEASE_FILE} (VMamba release of 2024-02-18; "
+    f"often saved as vmamba_tiny_e292.pth) and point {WEIGHTS_ENV_VAR} at it, "
+    f"e.g. export {WEIGHTS_ENV_VAR}=/data/weights/vmamba_tiny_e292.pth"
+)
+# a v0 file holds 212 keys; this many must land in the encoder
+MIN_MATCHED_FRACTION = 0.95
+
+
+class PretrainedWeightsError(RuntimeError):
+    """The ImageNet checkpoint is missing, unreadable or not a VMamba-Tiny v0 file."""
+
+
+class _InertConfig(dict):
+    """Stands in for yacs' CfgNode while unpickling: keeps the data, runs nothing."""
+
+
+class _InertScalar:
+    """Stands in for numpy scalars/dtypes in the metadata of a training checkpoint."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+_METADATA_STAND_INS = [
+    (_InertConfig, "yacs.config.CfgNode"),
+    (_InertScalar, "numpy.core.multiarray.scalar"),
+    (_InertScalar, "numpy._core.multiarray.scalar"),
+    (_InertScalar, "numpy.dtype"),
+]
+
+
+@dataclass
+class LoadReport:
+    """What happened to each key: the lists hold encoder-side key names (without `vssm_encoder.`)."""
+
+    path: str
+    loaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # in the file, left out on purpose (head, norm, ...)
+    unexpected: list[str] = field(default_factory=list)  # in the file, no such encoder key
+    mismatched: list[str] = field(default_factory=list)  # same name, other shape
+    missing: list[str] = field(default_factory=list)  # encoder keys the file did not provide
+
+    def summary(self) -> str:
+        return (
+            f"ImageNet weights from {self.path}: {len(self.loaded)} tensors loaded, {len(self.skipped)} skipped "
+            f"on purpose, {len(self.unexpected)} unexpected, {len(self.mismatched)} shape mismatches, "
+            f"{len(self.missing)} encoder tensors left at their initialisation"
+        )
+
+
+def resolve_weights_path(path: str | os.PathLike | None = None) -> Path:
+    """The checkpoint path: the argument, else $SWIN_UMAMBA_PRETRAINED. Raises if it does not exist."""
+    if path is None:
+        env = os.environ.get(WEIGHTS_ENV_VAR)
+        if not env:
+            raise PretrainedWeightsError(f"No ImageNet checkpoint given and {WEIGHTS_ENV_VAR} is not set. {HOW_TO_GET}")
+        path = env
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise PretrainedWeightsError(f"ImageNet checkpoint not found: looked for {p.resolve()}. {HOW_TO_GET}")
+    return p
+
+
+def read_checkpoint(path: Path) -> object:
+    try:
+        with torch.serialization.safe_globals(_METADATA_STAND_INS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for non-checkpoints
+        raise PretrainedWeightsError(
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+            f"{HOW_TO_GET}"
+        ) from exc
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, dict):
+        keys = sorted(map(str, obj))[:6]
+        return f"a dict with keys {keys}{' ...' if len(obj) > 6 else ''}"
+    return f"a {type(obj).__name__}"
+
+
+def extract_v0_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """The `model` state_dict of a VMamba v0 file, or a clear error saying what the file is instead."""
+    if isinstance(obj, dict) and "network_weights" in obj:
+        raise PretrainedWeightsError(
+            f"{path} is an nnU-Net training checkpoint (trainer {obj.get('trainer_name', '?')}), not the ImageNet "
+            "VMamba file. To start from it use nnUNetv2_train ... -pretrained_weights; " + HOW_TO_GET
+        )
+    state = obj.get("model", obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PretrainedWeightsError(f"{path} holds {_describe(obj)}, not a VMamba state_dict. {HOW_TO_GET}")
+    keys = list(state)
+    if any(".op." in k or k.startswith("classifier.") for k in keys):
+        raise PretrainedWeightsError(
+            f"{path} looks like a VMamba v2 checkpoint (keys such as 'layers.0.blocks.0.op.*', 'classifier.*'): its "
+            f"blocks have another layout and cannot be mapped onto Swin-UMamba. {HOW_TO_GET}"
+        )
+    if not any(re.match(r"layers\.\d+\.blocks\.\d+\.self_attention\.A_logs$", k) for k in keys):
+        raise PretrainedWeightsError(
+            f"{path} holds {len(keys)} tensors (e.g. {keys[:3]}) but none of a VMamba v0 encoder "
+            f"('layers.N.blocks.M.self_attention.*'). {HOW_TO_GET}"
+        )
+    return state
+
+
+def map_v0_key(key: str, load_patch_embed: bool) -> str | None:
+    """File key -> encoder key, or None for keys left out on purpose (SPEC §4)."""
+    if key.startswith(("head.", "norm.")):
+        return None
+    if key.startswith("patch_embed.") and not load_patch_embed:
+        return None
+    return re.sub(r"^layers\.(\d+)\.downsample\.", r"downsamples.\1.", key)
+
+
+def _encoder_and_patch_rule(model: nn.Module) -> tuple[nn.Module, bool]:
+    encoder = getattr(model, "vssm_encoder", None)
+    if encoder is None:
+        raise TypeError(f"{type(model).__name__} has no `vssm_encoder`; expected SwinUMamba or SwinUMambaD")
+    # SwinUMamba's patch embedding sees 48 stem channels, SwinUMambaD's sees the image itself
+    load_patch_embed = encoder.patch_embed.proj.in_channels == 3 and encoder.patch_embed.proj.kernel_size == (4, 4)
+    return encoder, load_patch_embed
+
+
+def load_vmamba_weights(model: nn.Module, path: str | os.PathLike | None = None) -> LoadReport:
+    """Copy the ImageNet VMamba-Tiny v0 weights into `model.vssm_encoder`; returns what was loaded."""
+    p = resolve_weights_path(path)
+    state = extract_v0_state_dict(read_checkpoint(p), p)
+    encoder, load_patch_embed = _encoder_and_patch_rule(model)
+    target = encoder.state_dict()
+    report = LoadReport(path=str(p))
+    to_load = {}
+    for key, tensor in state.items():
+        mapped = map_v0_key(key, load_patch_embed)
+        if mapped is None:
+            report.skipped.append(key)
+        elif mapped not in target:
+            report.unexpected.append(key)
+        elif tuple(target[mapped].shape) != tuple(tensor.shape):
+            report.mismatched.append(f"{key}: file {tuple(tensor.shape)} vs encoder {tuple(target[mapped].shape)}")
+        else:
+            to_load[mapped] = tensor
+    report.loaded = sorted(to_load)
+    report.missing = sorted(k for k in target if k not in to_load and not (k.startswith("patch_embed.") and not load_patch_embed))
+    if len(to_load) < MIN_MATCHED_FRACTION * (len(to_load) + len(report.missing)):
+        details = (report.mismatched + report.missing)[:5]
+        raise PretrainedWeightsError(
+            f"Only {len(to_load)} of {len(to_load) + len(report.missing)} encoder tensors match {p}; first problems: "
+            f"{details}. The file does not fit a VMamba-Tiny encoder. {HOW_TO_GET}"
+        )
+    encoder.load_state_dict(to_load, strict=False)
+    return report
