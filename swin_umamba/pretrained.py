@@ -2,11 +2,12 @@
 
 The checkpoint is read with `torch.load(weights_only=True)`: no pickled code
 runs. The legacy full training file also holds a yacs `CfgNode` (and numpy
-scalars); those globals are mapped onto inert stand-ins so that the file still
-loads without trusting its pickle.
+scalars); those globals are mapped onto plain data classes so that the file
+still loads without trusting its pickle.
 """
 from __future__ import annotations
 
+import collections
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,26 +31,23 @@ class PretrainedWeightsError(RuntimeError):
     """The ImageNet checkpoint is missing, unreadable or not a VMamba-Tiny v0 file."""
 
 
-class _InertConfig(dict):
-    """Stands in for yacs' CfgNode while unpickling: keeps the data, runs nothing."""
+def _metadata_globals() -> list:
+    """Globals a training checkpoint's metadata needs, each mapped to a class that only holds data.
 
+    yacs' CfgNode becomes an OrderedDict (its items survive, no yacs code runs); numpy scalars and
+    dtypes are rebuilt by numpy's own data constructors (also under their numpy-1.x names).
+    """
+    import numpy as np
 
-class _InertScalar:
-    """Stands in for numpy scalars/dtypes in the metadata of a training checkpoint."""
-
-    def __init__(self, *args, **kwargs):
-        self.args = args
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-_METADATA_STAND_INS = [
-    (_InertConfig, "yacs.config.CfgNode"),
-    (_InertScalar, "numpy.core.multiarray.scalar"),
-    (_InertScalar, "numpy._core.multiarray.scalar"),
-    (_InertScalar, "numpy.dtype"),
-]
+    scalar = np._core.multiarray.scalar
+    dtype_classes = [getattr(np.dtypes, name) for name in np.dtypes.__all__]
+    return [
+        (collections.OrderedDict, "yacs.config.CfgNode"),
+        scalar,
+        (scalar, "numpy.core.multiarray.scalar"),
+        np.dtype,
+        *dtype_classes,
+    ]
 
 
 @dataclass
@@ -86,7 +84,7 @@ def resolve_weights_path(path: str | os.PathLike | None = None) -> Path:
 
 def read_checkpoint(path: Path) -> object:
     try:
-        with torch.serialization.safe_globals(_METADATA_STAND_INS):
+        with torch.serialization.safe_globals(_metadata_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-checkpoints
         raise PretrainedWeightsError(

@@ -1,0 +1,111 @@
+"""`swin-umamba trainers-dir` and `swin-umamba doctor`: registering with nnU-Net and checking the set-up."""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+from pathlib import Path
+
+NNUNET_DIR_VARS = {
+    "nnUNet_raw": "raw datasets (DatasetXXX_Name folders)",
+    "nnUNet_preprocessed": "nnU-Net's preprocessed data and plans",
+    "nnUNet_results": "trained models",
+}
+
+
+def trainers_dir() -> Path:
+    """The folder to put in nnU-Net's `nnUNet_extTrainer`."""
+    return (Path(__file__).resolve().parent.parent / "nnunet_ext").resolve()
+
+
+def ext_trainer_registered() -> bool:
+    paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p.strip()]
+    return any(Path(p).resolve() == trainers_dir() for p in paths)
+
+
+def _check(ok: bool | None, what: str, detail: str) -> bool:
+    mark = {True: "ok  ", False: "FAIL", None: "note"}[ok]
+    print(f"[{mark}] {what}: {detail}")
+    return ok is not False
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from swin_umamba.pretrained import WEIGHTS_ENV_VAR, PretrainedWeightsError, resolve_weights_path
+
+    good = True
+    try:
+        version = importlib.metadata.version("nnunetv2")
+        supported = version.startswith("2.8.")
+        good &= _check(supported, "nnunetv2", version + ("" if supported else " (this plugin is made for 2.8.x)"))
+    except importlib.metadata.PackageNotFoundError:
+        good &= _check(False, "nnunetv2", "not installed: pip install 'nnunetv2>=2.8,<2.9'")
+
+    for var, what in NNUNET_DIR_VARS.items():
+        value = os.environ.get(var)
+        if not value:
+            good &= _check(False, var, f"not set ({what}); export {var}=/path/to/folder")
+        elif not Path(value).is_dir():
+            good &= _check(False, var, f"{value} does not exist; mkdir -p {value}")
+        else:
+            _check(True, var, value)
+
+    if ext_trainer_registered():
+        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+        try:
+            recursive_find_trainer_class_by_name("nnUNetTrainerSwinUMamba")
+            _check(True, "nnUNet_extTrainer", f"{trainers_dir()} (nnU-Net finds nnUNetTrainerSwinUMamba)")
+        except Exception as exc:  # report whatever nnU-Net's search raised
+            good &= _check(False, "nnUNet_extTrainer", f"nnU-Net could not load our trainers: {exc}")
+    else:
+        good &= _check(False, "nnUNet_extTrainer",
+                       'our trainers are not registered; export nnUNet_extTrainer="$(swin-umamba trainers-dir)"')
+
+    import torch
+
+    from swin_umamba.ops import selective_scan_backend
+    from swin_umamba.ops.dispatch import mamba_error
+
+    _check(True, "torch", f"{torch.__version__}, {torch.get_num_threads()} CPU threads")
+    _check(True, "selective scan on CPU", selective_scan_backend("cpu"))
+    if torch.cuda.is_available():
+        _check(True, "CUDA", f"{torch.cuda.get_device_name(0)}; scan backend {selective_scan_backend('cuda')}")
+    else:
+        _check(None, "CUDA", "not available: training runs on CPU (nnUNetv2_train ... -device cpu)")
+    err = mamba_error()
+    _check(None if err else True, "mamba-ssm", "not importable (optional CUDA fast path)" if err else "importable")
+
+    try:
+        path = resolve_weights_path()
+        if args.check_weights:
+            from swin_umamba import SwinUMamba, load_vmamba_weights
+
+            report = load_vmamba_weights(SwinUMamba(1, 2), path)
+            _check(True, WEIGHTS_ENV_VAR, report.summary())
+        else:
+            _check(True, WEIGHTS_ENV_VAR, f"{path} exists (add --check-weights to read it)")
+    except PretrainedWeightsError as exc:
+        _check(None, WEIGHTS_ENV_VAR, f"needed only by the ImageNet-initialised trainers. {exc}")
+
+    print("\nAll required checks passed." if good else "\nSome checks failed; see FAIL lines above.")
+    return 0 if good else 1
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "trainers-dir",
+        help="print the folder to export as nnUNet_extTrainer",
+        description='Prints the absolute folder nnU-Net must search for our trainers. '
+        'Use: export nnUNet_extTrainer="$(swin-umamba trainers-dir)"',
+    )
+    p.set_defaults(func=lambda args: print(trainers_dir()) or 0)
+
+    p = subparsers.add_parser(
+        "doctor",
+        help="check the set-up (nnU-Net paths, trainer registration, scan backend, ImageNet weights)",
+        description="Checks everything the nnU-Net commands need to run Swin-UMamba and says what is missing. "
+        "Exit code 0 when all required checks pass.",
+    )
+    p.add_argument("--check-weights", action="store_true",
+                   help="also read the ImageNet checkpoint named by SWIN_UMAMBA_PRETRAINED and report what maps")
+    p.set_defaults(func=run_doctor)

@@ -1,0 +1,18 @@
+"""nnU-Net trainers for Swin-UMamba. nnU-Net finds them through `nnUNet_extTrainer`
+(see `swin-umamba trainers-dir`)."""
+from swin_umamba.trainers.base import ConfigurationError, SwinUMambaTrainerBase
+from swin_umamba.trainers.variants import (
+    nnUNetTrainerSwinUMamba,
+    nnUNetTrainerSwinUMambaD,
+    nnUNetTrainerSwinUMambaDScratch,
+    nnUNetTrainerSwinUMambaScratch,
+)
+
+TRAINER_NAMES = [
+    "nnUNetTrainerSwinUMamba",
+    "nnUNetTrainerSwinUMambaD",
+    "nnUNetTrainerSwinUMambaScratch",
+    "nnUNetTrainerSwinUMambaDScratch",
+]
+
+__all__ = TRAINER_NAMES + ["SwinUMambaTrainerBase", "ConfigurationError", "TRAINER_NAMES"]

@@ -1,0 +1,160 @@
+"""What every Swin-UMamba trainer shares: network choice, recipe (SPEC §5), freezing, checkpoints.
+
+The named trainers in `variants.py` only pick the network and whether ImageNet
+weights are used.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+from torch._dynamo import OptimizedModule
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from swin_umamba.nets import SwinUMamba
+from swin_umamba.nets.padding import NETWORK_STRIDE
+from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
+from swin_umamba.trainers.lr_schedule import CosineLRScheduler
+
+
+class ConfigurationError(ValueError):
+    """The nnU-Net configuration cannot be trained with a Swin-UMamba trainer."""
+
+
+def check_2d(configuration_name: str, patch_size) -> None:
+    if len(patch_size) != 2:
+        raise ConfigurationError(
+            f"Swin-UMamba is a 2D network, but configuration '{configuration_name}' has the "
+            f"{len(patch_size)}D patch size {list(patch_size)}. Train the '2d' configuration instead, "
+            f"e.g. nnUNetv2_train DATASET 2d FOLD -tr nnUNetTrainerSwinUMamba"
+        )
+
+
+def plans_with_trainable_patch(plans: dict, configuration_name: str) -> dict:
+    """Plans whose 2D patch size is rounded up to a multiple of the network stride (32).
+
+    Returns a copy, so the trainer's saved plans.json (used for prediction) carries
+    the patch size it actually trained with. Raises ConfigurationError for 3D.
+    """
+    configuration = PlansManager(plans).get_configuration(configuration_name)
+    check_2d(configuration_name, configuration.patch_size)
+    rounded = [-(-s // NETWORK_STRIDE) * NETWORK_STRIDE for s in configuration.patch_size]
+    if rounded == list(configuration.patch_size):
+        return plans
+    plans = copy.deepcopy(plans)
+    plans["configurations"][configuration_name]["patch_size"] = rounded
+    return plans
+
+
+def unwrap(network: nn.Module) -> nn.Module:
+    """The network itself, below nnU-Net's DDP and torch.compile wrappers."""
+    if isinstance(network, DDP):
+        network = network.module
+    if isinstance(network, OptimizedModule):
+        network = network._orig_mod
+    return network
+
+
+def _fingerprint(module: nn.Module) -> torch.Tensor:
+    return torch.stack([p.detach().double().sum() for p in module.state_dict().values()])
+
+
+class SwinUMambaTrainerBase(nnUNetTrainer):
+    network_class: type[nn.Module] = SwinUMamba
+    use_imagenet_weights = True
+    freeze_encoder_epochs = 10  # only when starting from ImageNet weights
+    extra_checkpoint_every = 50
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        original_patch = PlansManager(plans).get_configuration(configuration).patch_size
+        plans = plans_with_trainable_patch(plans, configuration)
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = 1e-4
+        self.weight_decay = 0.05
+        self.enable_deep_supervision = True
+        self._encoder_frozen = False
+        self._weights_restored = False
+        self._initial_fingerprint = None
+        if list(original_patch) != list(self.configuration_manager.patch_size):
+            self.print_to_log_file(
+                f"Patch size {list(original_patch)} rounded up to {list(self.configuration_manager.patch_size)}: "
+                f"Swin-UMamba needs multiples of {NETWORK_STRIDE}."
+            )
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        """Never reads the ImageNet file: prediction must work without it."""
+        check_2d("(from plans)", configuration_manager.patch_size)
+        return cls.network_class(num_input_channels, num_output_channels, deep_supervision=enable_deep_supervision)
+
+    def _get_deep_supervision_scales(self):
+        if not self.enable_deep_supervision:
+            return None
+        return [[1.0 / s, 1.0 / s] for s in self.network_class.OUTPUT_SCALES]
+
+    def set_deep_supervision_enabled(self, enabled: bool):
+        unwrap(self.network).deep_supervision = enabled
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay,
+                                      eps=1e-5, betas=(0.9, 0.999))
+        return optimizer, CosineLRScheduler(optimizer, self.initial_lr, self.num_epochs, eta_min=1e-6)
+
+    # ImageNet weights ---------------------------------------------------------------------------------
+    def initialize(self):
+        super().initialize()
+        self._initial_fingerprint = _fingerprint(unwrap(self.network))
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        super().load_checkpoint(filename_or_checkpoint)
+        self._weights_restored = True
+
+    def _starts_from_scratch(self) -> bool:
+        """True unless a checkpoint (--c, --val) or -pretrained_weights already set the weights."""
+        if self._weights_restored or self.current_epoch > 0:
+            return False
+        return torch.equal(self._initial_fingerprint, _fingerprint(unwrap(self.network)))
+
+    def on_train_start(self):
+        if not self.was_initialized:
+            self.initialize()
+        if self.use_imagenet_weights:
+            if self._starts_from_scratch():
+                path = resolve_weights_path()  # fails here, before any data is touched, if it is missing
+                report = load_vmamba_weights(unwrap(self.network), path)
+                self.print_to_log_file(report.summary())
+            else:
+                self.print_to_log_file("Weights come from a checkpoint or -pretrained_weights; ImageNet file not read.")
+        super().on_train_start()
+
+    # encoder freezing ---------------------------------------------------------------------------------
+    def _set_encoder_frozen(self, frozen: bool) -> None:
+        encoder = unwrap(self.network).vssm_encoder
+        for name, p in encoder.named_parameters():
+            p.requires_grad_(not frozen or name.startswith("patch_embed."))
+        self._encoder_frozen = frozen
+        if self.is_ddp:
+            # DDP records which parameters need gradients when it is built: build it again
+            self.network = DDP(self.network.module, device_ids=[self.local_rank])
+        state = "frozen (patch_embed trains)" if frozen else "trainable"
+        self.print_to_log_file(f"Epoch {self.current_epoch}: encoder {state}")
+
+    def on_train_epoch_start(self):
+        should_freeze = self.use_imagenet_weights and self.current_epoch < self.freeze_encoder_epochs
+        if should_freeze != self._encoder_frozen:
+            self._set_encoder_frozen(should_freeze)
+        super().on_train_epoch_start()
+
+    # checkpoints ---------------------------------------------------------------------------------------
+    def on_epoch_end(self):
+        epoch = self.current_epoch
+        if (epoch + 1) % self.extra_checkpoint_every == 0:
+            self.save_checkpoint(os.path.join(self.output_folder, f"checkpoint_{epoch}.pth"))
+        super().on_epoch_end()

@@ -1,0 +1,169 @@
+"""The ImageNet VMamba-Tiny v0 loader on synthetic checkpoints built from the golden key list."""
+import collections
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from swin_umamba import PretrainedWeightsError, SwinUMamba, SwinUMambaD, load_vmamba_weights
+from swin_umamba.pretrained import WEIGHTS_ENV_VAR, resolve_weights_path
+
+
+@pytest.fixture(scope="module")
+def v0_state(golden):
+    g = torch.Generator().manual_seed(0)
+    return {k: torch.randn(shape, generator=g) for k, shape in golden("vmamba_tiny_v0_keys.json")["state_dict"].items()}
+
+
+def _yacs_config():
+    yacs = pytest.importorskip("yacs.config")
+    cfg = yacs.CfgNode()
+    cfg.MODEL = yacs.CfgNode({"TYPE": "vssm", "NAME": "vssm_tiny", "DROP_PATH_RATE": 0.1})
+    cfg.TRAIN = yacs.CfgNode({"EPOCHS": 300, "BASE_LR": 1e-3})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, v0_state):
+    d = tmp_path_factory.mktemp("ckpt")
+    model_only = d / "vmamba_tiny_e292.pth"
+    torch.save({"model": v0_state}, model_only)
+    param = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.AdamW([param])
+    param.grad = torch.ones(3)
+    opt.step()
+    legacy = d / "vssmtiny_dp01_ckpt_epoch_292.pth"
+    torch.save(
+        {
+            "model": v0_state,
+            "optimizer": opt.state_dict(),
+            "lr_scheduler": {"last_epoch": 292},
+            "max_accuracy": np.float64(82.2),
+            "scaler": {"scale": 65536.0, "growth_tracker": 3},
+            "epoch": 292,
+            "config": _yacs_config(),
+        },
+        legacy,
+    )
+    return {"model_only": model_only, "legacy": legacy}
+
+
+def _mapped(key):
+    return re.sub(r"^layers\.(\d+)\.downsample\.", r"downsamples.\1.", key)
+
+
+@pytest.mark.parametrize("form", ["model_only", "legacy"])
+@pytest.mark.parametrize("net,cin,patch_loaded", [(SwinUMamba, 1, False), (SwinUMambaD, 3, True), (SwinUMambaD, 1, False)])
+def test_every_mapped_tensor_arrives_unchanged(checkpoints, v0_state, form, net, cin, patch_loaded):
+    model = net(cin, 4)
+    before = {k: v.clone() for k, v in model.vssm_encoder.state_dict().items()}
+    report = load_vmamba_weights(model, checkpoints[form])
+    after = model.vssm_encoder.state_dict()
+    for key, tensor in v0_state.items():
+        if key.startswith(("head.", "norm.")) or (key.startswith("patch_embed.") and not patch_loaded):
+            assert key in report.skipped
+            continue
+        assert torch.equal(after[_mapped(key)], tensor), key
+    if not patch_loaded:  # the stem-facing patch embedding keeps its own initialisation
+        assert torch.equal(after["patch_embed.proj.weight"], before["patch_embed.proj.weight"])
+    assert report.unexpected == [] and report.mismatched == [] and report.missing == []
+    assert len(report.loaded) == (208 if patch_loaded else 204)
+
+
+def test_loading_leaves_the_decoder_alone(checkpoints):
+    torch.manual_seed(0)
+    model = SwinUMamba(1, 4)
+    decoder_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("vssm_encoder.")}
+    load_vmamba_weights(model, checkpoints["model_only"])
+    for k, v in decoder_before.items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_legacy_file_needs_no_unsafe_unpickling(checkpoints, monkeypatch):
+    """The loader must never fall back to weights_only=False."""
+    real_load = torch.load
+
+    def guarded(*args, **kwargs):
+        assert kwargs.get("weights_only") is True
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", guarded)
+    load_vmamba_weights(SwinUMambaD(3, 2), checkpoints["legacy"])
+
+
+def test_pickled_code_is_not_executed(tmp_path, v0_state):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"model": v0_state, "payload": Evil()}, path, pickle_module=pickle)
+    with pytest.raises(PretrainedWeightsError, match="not a readable PyTorch checkpoint"):
+        load_vmamba_weights(SwinUMamba(1, 2), path)
+    assert not marker.exists()
+
+
+def test_missing_file_says_where_and_how(tmp_path):
+    missing = tmp_path / "nowhere" / "vmamba_tiny_e292.pth"
+    with pytest.raises(PretrainedWeightsError) as err:
+        load_vmamba_weights(SwinUMamba(1, 2), missing)
+    msg = str(err.value)
+    assert str(missing) in msg and "vssmtiny_dp01_ckpt_epoch_292.pth" in msg and WEIGHTS_ENV_VAR in msg
+
+
+def test_path_comes_from_the_environment(monkeypatch, checkpoints):
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, str(checkpoints["model_only"]))
+    assert resolve_weights_path() == checkpoints["model_only"]
+    monkeypatch.delenv(WEIGHTS_ENV_VAR)
+    with pytest.raises(PretrainedWeightsError, match=f"{WEIGHTS_ENV_VAR} is not set"):
+        resolve_weights_path()
+
+
+def test_v2_checkpoint_is_recognised(tmp_path, golden):
+    state = {k: torch.zeros(shape) for k, shape in golden("vmamba_tiny_v2_keys.json")["state_dict"].items()}
+    path = tmp_path / "vssm1_tiny_0230s_ckpt_epoch_264.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(PretrainedWeightsError, match="VMamba v2"):
+        load_vmamba_weights(SwinUMambaD(3, 2), path)
+
+
+def test_nnunet_checkpoint_is_recognised(tmp_path):
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save({"network_weights": {"stem.0.weight": torch.zeros(1)}, "trainer_name": "nnUNetTrainerSwinUMamba",
+                "init_args": {}}, path)
+    with pytest.raises(PretrainedWeightsError, match="nnU-Net training checkpoint.*nnUNetTrainerSwinUMamba"):
+        load_vmamba_weights(SwinUMamba(1, 2), path)
+
+
+def test_random_file_is_recognised(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_bytes(b"this is not a checkpoint at all\n" * 10)
+    with pytest.raises(PretrainedWeightsError, match="not a readable PyTorch checkpoint"):
+        load_vmamba_weights(SwinUMamba(1, 2), path)
+
+
+def test_unrelated_state_dict_is_recognised(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save(collections.OrderedDict({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.bias": torch.zeros(10)}), path)
+    with pytest.raises(PretrainedWeightsError, match="none of a VMamba v0 encoder"):
+        load_vmamba_weights(SwinUMamba(1, 2), path)
+
+
+def test_too_few_matching_keys_fails(tmp_path, v0_state):
+    partial = {k: v for i, (k, v) in enumerate(v0_state.items()) if not k.startswith("layers.2.") or i % 3}
+    path = tmp_path / "partial.pth"
+    torch.save({"model": partial}, path)
+    with pytest.raises(PretrainedWeightsError, match=r"Only \d+ of 204 encoder tensors match"):
+        load_vmamba_weights(SwinUMamba(1, 2), path)
+
+
+def test_wrong_shapes_are_reported(tmp_path, v0_state):
+    wide = {k: (torch.zeros(v.shape[0] * 2, *v.shape[1:]) if "layers.2" in k else v) for k, v in v0_state.items()}
+    path = tmp_path / "wide.pth"
+    torch.save({"model": wide}, path)
+    with pytest.raises(PretrainedWeightsError, match="file .* vs encoder"):
+        load_vmamba_weights(SwinUMamba(1, 2), path)
