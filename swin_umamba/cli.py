@@ -13,6 +13,8 @@ import sys
 # module path -> imported lazily so that `swin-umamba --help` stays fast
 COMMAND_MODULES = [
     "swin_umamba.commands.setup",
+    "swin_umamba.preprocessing.cli",
+    "swin_umamba.evaluation.cli",
 ]
 
 

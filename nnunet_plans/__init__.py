@@ -1,0 +1,1 @@
+"""Swin-UMamba-aware nnU-Net experiment planning."""
