@@ -9,12 +9,12 @@ import torch
 
 from swin_umamba import PretrainedWeightsError, SwinUMamba, SwinUMambaD, load_vmamba_weights
 from swin_umamba.pretrained import WEIGHTS_ENV_VAR, resolve_weights_path
+from tests.synthetic_weights import v0_state_dict, write_model_only_checkpoint
 
 
 @pytest.fixture(scope="module")
-def v0_state(golden):
-    g = torch.Generator().manual_seed(0)
-    return {k: torch.randn(shape, generator=g) for k, shape in golden("vmamba_tiny_v0_keys.json")["state_dict"].items()}
+def v0_state():
+    return v0_state_dict()
 
 
 def _yacs_config():
@@ -29,7 +29,7 @@ def _yacs_config():
 def checkpoints(tmp_path_factory, v0_state):
     d = tmp_path_factory.mktemp("ckpt")
     model_only = d / "vmamba_tiny_e292.pth"
-    torch.save({"model": v0_state}, model_only)
+    write_model_only_checkpoint(model_only)
     param = torch.nn.Parameter(torch.zeros(3))
     opt = torch.optim.AdamW([param])
     param.grad = torch.ones(3)

@@ -63,6 +63,19 @@ def _fingerprint(module: nn.Module) -> torch.Tensor:
     return torch.stack([p.detach().double().sum() for p in module.state_dict().values()])
 
 
+STOP_ENV_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"
+
+
+def stop_after_epochs() -> int | None:
+    """Epoch count from $SWIN_UMAMBA_STOP_AFTER_EPOCHS, if set (the paper's protocol, SPEC §5)."""
+    value = os.environ.get(STOP_ENV_VAR, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{STOP_ENV_VAR}={value!r}: expected a positive whole number of epochs, e.g. 100")
+    return int(value)
+
+
 class SwinUMambaTrainerBase(nnUNetTrainer):
     network_class: type[nn.Module] = SwinUMamba
     use_imagenet_weights = True
@@ -105,13 +118,21 @@ class SwinUMambaTrainerBase(nnUNetTrainer):
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay,
                                       eps=1e-5, betas=(0.9, 0.999))
-        return optimizer, CosineLRScheduler(optimizer, self.initial_lr, self.num_epochs, eta_min=1e-6)
+        return optimizer, CosineLRScheduler(optimizer, self.initial_lr, self.schedule_epochs, eta_min=1e-6)
 
-    # ImageNet weights ---------------------------------------------------------------------------------
     def initialize(self):
+        # The cosine schedule always spans num_epochs; SWIN_UMAMBA_STOP_AFTER_EPOCHS ends the run early,
+        # as the published runs did (1000-epoch schedule, checkpoint of epoch 99/249/349).
+        self.schedule_epochs = self.num_epochs
+        stop = stop_after_epochs()
+        if stop is not None and stop < self.num_epochs:
+            self.num_epochs = stop
+            self.print_to_log_file(f"{STOP_ENV_VAR}={stop}: stopping after epoch {stop - 1} of a "
+                                   f"{self.schedule_epochs}-epoch cosine schedule")
         super().initialize()
         self._initial_fingerprint = _fingerprint(unwrap(self.network))
 
+    # ImageNet weights ---------------------------------------------------------------------------------
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         super().load_checkpoint(filename_or_checkpoint)
         self._weights_restored = True
@@ -142,7 +163,7 @@ class SwinUMambaTrainerBase(nnUNetTrainer):
         self._encoder_frozen = frozen
         if self.is_ddp:
             # DDP records which parameters need gradients when it is built: build it again
-            self.network = DDP(self.network.module, device_ids=[self.local_rank])
+            self.network = DDP(self.network.module, device_ids=self.network.device_ids)
         state = "frozen (patch_embed trains)" if frozen else "trainable"
         self.print_to_log_file(f"Epoch {self.current_epoch}: encoder {state}")
 

@@ -1,28 +1,25 @@
-"""Test-only trainers: the package's trainers with a handful of tiny epochs.
+"""Test-only trainers: the package's trainers with a few tiny epochs.
 
 The e2e tests put this folder into nnUNet_extTrainer next to the package's own.
 """
-from swin_umamba.trainers import (
-    nnUNetTrainerSwinUMamba,
-    nnUNetTrainerSwinUMambaD,
-    nnUNetTrainerSwinUMambaDScratch,
-    nnUNetTrainerSwinUMambaScratch,
-)
-
-
 import torch
+
+from swin_umamba.trainers import nnUNetTrainerSwinUMamba, nnUNetTrainerSwinUMambaScratch
 
 
 class _Short:
+    """3 epochs of 2 iterations; encoder frozen for epochs 0-1; checkpoint_{epoch}.pth every epoch."""
+
+    epochs, iterations = 3, 2
     freeze_encoder_epochs = 2
-    extra_checkpoint_every = 2
+    extra_checkpoint_every = 1
 
     # nnU-Net records the arguments of the most derived __init__, so the signature stays explicit
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 3
-        self.num_iterations_per_epoch = 2
+        self.num_epochs = self.epochs
+        self.num_iterations_per_epoch = self.iterations
         self.num_val_iterations_per_epoch = 1
 
 
@@ -30,13 +27,27 @@ class nnUNetTrainerSwinUMambaScratch_test(_Short, nnUNetTrainerSwinUMambaScratch
     pass
 
 
-class nnUNetTrainerSwinUMambaDScratch_test(_Short, nnUNetTrainerSwinUMambaDScratch):
-    pass
-
-
 class nnUNetTrainerSwinUMamba_test(_Short, nnUNetTrainerSwinUMamba):
     pass
 
 
-class nnUNetTrainerSwinUMambaD_test(_Short, nnUNetTrainerSwinUMambaD):
-    pass
+class nnUNetTrainerSwinUMambaScratch_tiny(_Short, nnUNetTrainerSwinUMambaScratch):
+    """One iteration: enough to exercise the 5-fold pipeline."""
+
+    epochs, iterations = 1, 1
+    extra_checkpoint_every = 50
+
+
+from swin_umamba.trainers import nnUNetTrainerSwinUMambaDScratch  # noqa: E402
+
+
+class nnUNetTrainerSwinUMambaDScratch_repro(_Short, nnUNetTrainerSwinUMambaDScratch):
+    """For tests/test_reproduce.py: a 4-epoch cosine schedule of one iteration per epoch, which the test
+    stops after 2 epochs (SWIN_UMAMBA_STOP_AFTER_EPOCHS=2), so checkpoint_1.pth is the one evaluated."""
+
+    epochs, iterations = 4, 1
+    extra_checkpoint_every = 1
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        # fold "all" validates on the training images; the protocol scores the test set instead
+        self.print_to_log_file("Final validation skipped (test trainer for the reproduce command).")

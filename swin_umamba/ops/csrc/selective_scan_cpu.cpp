@@ -1,0 +1,320 @@
+// Selective scan (Mamba S6 recurrence) for the CPU, float32.
+//
+//   h_t = exp(dt_t * A) * h_{t-1} + dt_t * B_t * u_t      (h_{-1} = 0)
+//   y_t = sum_n C_t[n] * h_t[n] + D * u_t
+//
+// dt is taken as given: bias and softplus are applied by the Python wrapper.
+// B and C arrive transposed to (batch, groups, L, N) so that one step reads N
+// contiguous floats.  The forward runs sequentially over L per channel, the
+// state vector of N floats lives in registers (vectorised by the compiler);
+// it keeps the state every `chunk` steps so that the backward can recompute
+// the states of one chunk at a time and run the reverse recurrence.
+//
+// Built by swin_umamba/ops/scan_cpu.py with torch.utils.cpp_extension.load.
+
+// Only light headers (no torch/extension.h, no pybind11) to keep the build short; the
+// functions are registered as torch operators (torch.ops.<extension name>.forward/backward).
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr int kMaxN = 256;
+
+// 2^z for float, written so that the compiler can vectorise it: z = k + f with
+// k = round(z), |f| <= 1/2, 2^f by its degree-6 Taylor polynomial (relative error
+// < 1.3e-7), 2^k through the exponent bits. The callers pass z = dt * (A * log2(e)):
+// rounding that product costs a relative error of |z| * 6e-8 in the result, i.e. an
+// absolute error below 3e-8 for decay factors exp(dt*A) <= 1, which is what matters
+// for the state. z is clamped to [-126, 126] (2^-126 ~ 1.2e-38 stands in for 0).
+inline float exp2_fast(float z) {
+  z = std::min(std::max(z, -126.0f), 126.0f);
+  const float k = std::nearbyint(z);
+  const float f = z - k;
+  float p = 1.5403530393381606e-04f;  // ln2^6/6!
+  p = p * f + 1.3333558146428443e-03f;  // ln2^5/5!
+  p = p * f + 9.6181291076284772e-03f;  // ln2^4/4!
+  p = p * f + 5.5504108664821580e-02f;  // ln2^3/3!
+  p = p * f + 2.4022650695910071e-01f;  // ln2^2/2!
+  p = p * f + 6.9314718055994531e-01f;  // ln2
+  p = p * f + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+constexpr float kLog2e = 1.44269504088896341f;
+
+struct Dims {
+  int64_t batch, kd, L, N, groups, chunk, nchunks;
+};
+
+// ---------------------------------------------------------------- forward
+template <int NT>
+void forward_channel(const Dims& s, int64_t b, int64_t d,
+                     const float* __restrict__ u, const float* __restrict__ dt,
+                     const float* __restrict__ A, const float* __restrict__ Bt,
+                     const float* __restrict__ Ct, const float* __restrict__ Dv,
+                     float* __restrict__ out, float* __restrict__ ckpt,
+                     float* __restrict__ last) {
+  const int N = NT > 0 ? NT : static_cast<int>(s.N);
+  const int64_t L = s.L;
+  const int64_t g = d / (s.kd / s.groups);
+  const int64_t row = (b * s.kd + d) * L;
+  const float* ur = u + row;
+  const float* dr = dt + row;
+  float* yr = out + row;
+  const float* Bg = Bt + (b * s.groups + g) * L * N;
+  const float* Cg = Ct + (b * s.groups + g) * L * N;
+  float* ck = ckpt + (b * s.kd + d) * s.nchunks * N;
+  const float Dd = Dv[d];
+
+  alignas(64) float a2[NT > 0 ? NT : kMaxN];
+  alignas(64) float h[NT > 0 ? NT : kMaxN];
+  for (int n = 0; n < N; ++n) {
+    a2[n] = A[d * N + n] * kLog2e;
+    h[n] = 0.0f;
+  }
+  for (int64_t c = 0; c < s.nchunks; ++c) {
+    float* ckc = ck + c * N;
+    for (int n = 0; n < N; ++n) ckc[n] = h[n];
+    const int64_t t1 = std::min(L, (c + 1) * s.chunk);
+    for (int64_t t = c * s.chunk; t < t1; ++t) {
+      const float dtt = dr[t];
+      const float ut = ur[t];
+      const float dtu = dtt * ut;
+      const float* Bn = Bg + t * N;
+      const float* Cn = Cg + t * N;
+      float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+      for (int n = 0; n < N; ++n) {
+        const float hn = exp2_fast(dtt * a2[n]) * h[n] + dtu * Bn[n];
+        h[n] = hn;
+        y += Cn[n] * hn;
+      }
+      yr[t] = y + Dd * ut;
+    }
+  }
+  float* lr = last + (b * s.kd + d) * N;
+  for (int n = 0; n < N; ++n) lr[n] = h[n];
+}
+
+// --------------------------------------------------------------- backward
+// One channel; dB/dC are accumulated into the (L, N) slices dBg/dCg shared by
+// the channels of this group that the calling task owns.
+template <int NT>
+void backward_channel(const Dims& s, int64_t b, int64_t d,
+                      const float* __restrict__ u, const float* __restrict__ dt,
+                      const float* __restrict__ A, const float* __restrict__ Bt,
+                      const float* __restrict__ Ct, const float* __restrict__ Dv,
+                      const float* __restrict__ ckpt, const float* __restrict__ dout,
+                      float* __restrict__ du, float* __restrict__ ddt,
+                      float* __restrict__ dA, float* __restrict__ dD,
+                      float* __restrict__ dBg, float* __restrict__ dCg,
+                      float* __restrict__ hs, float* __restrict__ das) {
+  const int N = NT > 0 ? NT : static_cast<int>(s.N);
+  const int64_t L = s.L;
+  const int64_t g = d / (s.kd / s.groups);
+  const int64_t row = (b * s.kd + d) * L;
+  const float* ur = u + row;
+  const float* dr = dt + row;
+  const float* gy = dout + row;
+  float* dur = du + row;
+  float* ddr = ddt + row;
+  const float* Bg = Bt + (b * s.groups + g) * L * N;
+  const float* Cg = Ct + (b * s.groups + g) * L * N;
+  const float* ck = ckpt + (b * s.kd + d) * s.nchunks * N;
+  const float Dd = Dv[d];
+
+  alignas(64) float a[NT > 0 ? NT : kMaxN];
+  alignas(64) float a2[NT > 0 ? NT : kMaxN];
+  alignas(64) float carry[NT > 0 ? NT : kMaxN];
+  alignas(64) float dAacc[NT > 0 ? NT : kMaxN];
+  for (int n = 0; n < N; ++n) {
+    a[n] = A[d * N + n];
+    a2[n] = a[n] * kLog2e;
+    carry[n] = 0.0f;
+    dAacc[n] = 0.0f;
+  }
+  float dDacc = 0.0f;
+
+  for (int64_t c = s.nchunks - 1; c >= 0; --c) {
+    const int64_t t0 = c * s.chunk;
+    const int64_t t1 = std::min(L, t0 + s.chunk);
+    // recompute the states of this chunk: hs[j] = h_{t0+j-1}, das[j] = decay at t0+j
+    for (int n = 0; n < N; ++n) hs[n] = ck[c * N + n];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j = t - t0;
+      const float dtt = dr[t];
+      const float dtu = dtt * ur[t];
+      const float* Bn = Bg + t * N;
+      const float* hp = hs + j * N;
+      float* hn = hs + (j + 1) * N;
+      float* dj = das + j * N;
+#pragma omp simd
+      for (int n = 0; n < N; ++n) {
+        const float e = exp2_fast(dtt * a2[n]);
+        dj[n] = e;
+        hn[n] = e * hp[n] + dtu * Bn[n];
+      }
+    }
+    // reverse recurrence
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+      const int64_t j = t - t0;
+      const float dy = gy[t];
+      const float dtt = dr[t];
+      const float ut = ur[t];
+      const float dtu = dtt * ut;
+      const float* Bn = Bg + t * N;
+      const float* Cn = Cg + t * N;
+      float* dBn = dBg + t * N;
+      float* dCn = dCg + t * N;
+      const float* hp = hs + j * N;
+      const float* hc = hs + (j + 1) * N;
+      const float* dj = das + j * N;
+      float sgb = 0.0f, saq = 0.0f;
+#pragma omp simd reduction(+ : sgb, saq)
+      for (int n = 0; n < N; ++n) {
+        const float gn = Cn[n] * dy + carry[n];  // dL/dh_t
+        dCn[n] += dy * hc[n];
+        dBn[n] += gn * dtu;
+        sgb += gn * Bn[n];
+        const float q = gn * dj[n] * hp[n];
+        saq += a[n] * q;
+        dAacc[n] += dtt * q;
+        carry[n] = gn * dj[n];
+      }
+      dur[t] = dtt * sgb + Dd * dy;
+      ddr[t] = saq + ut * sgb;
+      dDacc += dy * ut;
+    }
+  }
+  float* dAr = dA + (b * s.kd + d) * N;
+  for (int n = 0; n < N; ++n) dAr[n] = dAacc[n];
+  dD[b * s.kd + d] = dDacc;
+}
+
+void check_inputs(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
+                  const at::Tensor& Bt, const at::Tensor& Ct, const at::Tensor& D) {
+  for (const at::Tensor* t : {&u, &dt, &A, &Bt, &Ct, &D}) {
+    TORCH_CHECK(t->device().is_cpu(), "selective_scan_cpu: tensors must be on the CPU");
+    TORCH_CHECK(t->scalar_type() == at::kFloat, "selective_scan_cpu: tensors must be float32");
+    TORCH_CHECK(t->is_contiguous(), "selective_scan_cpu: tensors must be contiguous");
+  }
+  TORCH_CHECK(u.dim() == 3 && dt.sizes() == u.sizes(), "u, delta: (batch, KD, L)");
+  TORCH_CHECK(A.dim() == 2 && A.size(0) == u.size(1), "A: (KD, N)");
+  TORCH_CHECK(A.size(1) <= kMaxN, "selective_scan_cpu: N must be <= 256");
+  TORCH_CHECK(Bt.dim() == 4 && Bt.size(0) == u.size(0) && Bt.size(2) == u.size(2) &&
+                  Bt.size(3) == A.size(1) && Ct.sizes() == Bt.sizes(),
+              "B, C (transposed): (batch, G, L, N)");
+  TORCH_CHECK(u.size(1) % Bt.size(1) == 0, "KD must be divisible by G");
+  TORCH_CHECK(D.dim() == 1 && D.size(0) == u.size(1), "D: (KD,)");
+}
+
+Dims make_dims(const at::Tensor& u, const at::Tensor& A, const at::Tensor& Bt, int64_t chunk) {
+  Dims s;
+  s.batch = u.size(0);
+  s.kd = u.size(1);
+  s.L = u.size(2);
+  s.N = A.size(1);
+  s.groups = Bt.size(1);
+  s.chunk = std::max<int64_t>(1, chunk);
+  s.nchunks = std::max<int64_t>(1, (s.L + s.chunk - 1) / s.chunk);
+  return s;
+}
+
+// returns (out, checkpoints (batch, KD, nchunks, N), last_state (batch, KD, N))
+std::vector<at::Tensor> scan_forward(at::Tensor u, at::Tensor dt, at::Tensor A, at::Tensor Bt,
+                                     at::Tensor Ct, at::Tensor D, int64_t chunk) {
+  check_inputs(u, dt, A, Bt, Ct, D);
+  const Dims s = make_dims(u, A, Bt, chunk);
+  auto out = at::empty(u.sizes(), u.options());
+  auto ckpt = at::empty({s.batch, s.kd, s.nchunks, s.N}, u.options());
+  auto last = at::empty({s.batch, s.kd, s.N}, u.options());
+  const float *pu = u.data_ptr<float>(), *pdt = dt.data_ptr<float>(), *pA = A.data_ptr<float>(),
+              *pB = Bt.data_ptr<float>(), *pC = Ct.data_ptr<float>(), *pD = D.data_ptr<float>();
+  float *py = out.data_ptr<float>(), *pk = ckpt.data_ptr<float>(), *pl = last.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, s.L));
+  at::parallel_for(0, s.batch * s.kd, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / s.kd, d = i % s.kd;
+      if (s.N == 16)
+        forward_channel<16>(s, b, d, pu, pdt, pA, pB, pC, pD, py, pk, pl);
+      else
+        forward_channel<0>(s, b, d, pu, pdt, pA, pB, pC, pD, py, pk, pl);
+    }
+  });
+  return {out, ckpt, last};
+}
+
+// returns (du, ddelta, dA (batch, KD, N), dBt, dCt (slices, batch, G, L, N), dD (batch, KD));
+// dA and dD are per batch element, dBt and dCt per slice: the caller sums them.
+std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor dt, at::Tensor A, at::Tensor Bt,
+                                      at::Tensor Ct, at::Tensor D, at::Tensor ckpt,
+                                      at::Tensor dout, int64_t chunk) {
+  check_inputs(u, dt, A, Bt, Ct, D);
+  TORCH_CHECK(dout.sizes() == u.sizes() && dout.is_contiguous() &&
+                  dout.scalar_type() == at::kFloat, "dout: float32 contiguous (batch, KD, L)");
+  const Dims s = make_dims(u, A, Bt, chunk);
+  TORCH_CHECK(ckpt.is_contiguous() && ckpt.numel() == s.batch * s.kd * s.nchunks * s.N,
+              "checkpoints do not match");
+  const int64_t per_group = s.kd / s.groups;
+  // Tasks are (batch, group, slice): a slice is a run of channels of one group
+  // with its own dB/dC accumulator, so that no two threads add into the same memory.
+  const int64_t threads = at::get_num_threads();
+  const int64_t bg = s.batch * s.groups;
+  const int64_t slices = std::min<int64_t>(per_group, std::max<int64_t>(1, (2 * threads + bg - 1) / bg));
+  auto du = at::empty(u.sizes(), u.options());
+  auto ddt = at::empty(u.sizes(), u.options());
+  auto dA = at::empty({s.batch, s.kd, s.N}, u.options());
+  auto dD = at::empty({s.batch, s.kd}, u.options());
+  auto dB = at::zeros({slices, s.batch, s.groups, s.L, s.N}, u.options());
+  auto dC = at::zeros({slices, s.batch, s.groups, s.L, s.N}, u.options());
+  const float *pu = u.data_ptr<float>(), *pdt = dt.data_ptr<float>(), *pA = A.data_ptr<float>(),
+              *pB = Bt.data_ptr<float>(), *pC = Ct.data_ptr<float>(), *pD = D.data_ptr<float>(),
+              *pk = ckpt.data_ptr<float>(), *pg = dout.data_ptr<float>();
+  float *pdu = du.data_ptr<float>(), *pddt = ddt.data_ptr<float>(), *pdA = dA.data_ptr<float>(),
+        *pdD = dD.data_ptr<float>(), *pdB = dB.data_ptr<float>(), *pdC = dC.data_ptr<float>();
+  const int64_t slab = s.batch * s.groups * s.L * s.N;
+  at::parallel_for(0, bg * slices, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> hs((s.chunk + 1) * s.N), das(s.chunk * s.N);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t sl = task % slices;
+      const int64_t b = (task / slices) / s.groups;
+      const int64_t g = (task / slices) % s.groups;
+      const int64_t d0 = g * per_group + (per_group * sl) / slices;
+      const int64_t d1 = g * per_group + (per_group * (sl + 1)) / slices;
+      float* dBg = pdB + sl * slab + (b * s.groups + g) * s.L * s.N;
+      float* dCg = pdC + sl * slab + (b * s.groups + g) * s.L * s.N;
+      for (int64_t d = d0; d < d1; ++d) {
+        if (s.N == 16)
+          backward_channel<16>(s, b, d, pu, pdt, pA, pB, pC, pD, pk, pg, pdu, pddt, pdA, pdD,
+                               dBg, dCg, hs.data(), das.data());
+        else
+          backward_channel<0>(s, b, d, pu, pdt, pA, pB, pC, pD, pk, pg, pdu, pddt, pdA, pdD,
+                              dBg, dCg, hs.data(), das.data());
+      }
+    }
+  });
+  return {du, ddt, dA, dB, dC, dD};
+}
+
+}  // namespace
+
+// TORCH_EXTENSION_NAME is defined by torch.utils.cpp_extension; the extra macro level
+// expands it before TORCH_LIBRARY pastes it into identifiers.
+#define SWIN_UMAMBA_REGISTER(ns, m) TORCH_LIBRARY(ns, m)
+SWIN_UMAMBA_REGISTER(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &scan_forward);
+  m.def("backward", &scan_backward);
+}

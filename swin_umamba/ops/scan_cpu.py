@@ -1,0 +1,160 @@
+"""Compiled CPU selective scan: build/load of the C++ kernel and its autograd Function.
+
+The C++ source (``csrc/selective_scan_cpu.cpp``) is compiled at first use with
+``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) and cached by torch
+in its extensions directory (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
+It is compiled with ``-march=native``, so the extension name carries a hash of the CPU's
+feature flags: a cache built on another CPU is never loaded. torch's build lock (a file
+baton in the build directory) serialises concurrent builds from several processes.
+
+If the build or the load fails, one warning is logged and :func:`load_kernel` returns
+``None``; the dispatcher then uses the pure-PyTorch path.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import threading
+import time
+import warnings
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "selective_scan_cpu.cpp")
+# -ffast-math lets GCC vectorise the reductions over N; it is given to the compiler only,
+# not to the linker, so crtfastmath (flush-to-zero for the whole process) is not linked in.
+# -fopenmp: at::parallel_for is OpenMP code inlined from torch's headers; without the flag it
+# runs serially. The library links libgomp.so.1, i.e. the copy torch has already loaded.
+_CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
+_LDFLAGS = ["-fopenmp"]
+# states are kept every CHUNK steps for the backward (memory: L/CHUNK states per channel)
+CHUNK = 64
+
+_lock = threading.Lock()
+_kernel = None
+_failed: str | None = None
+build_seconds: float | None = None  # wall time of the last load (build or cache hit)
+
+
+def _cpu_signature() -> str:
+    """Hash of what -march=native depends on: CPU model and feature flags, compiler flags."""
+    parts = [platform.machine(), platform.processor(), " ".join(_CFLAGS)]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key = line.split(":", 1)[0].strip()
+                if key in ("flags", "Features", "model name", "vendor_id", "cpu family", "model"):
+                    parts.append(line.strip())
+                if not line.strip():  # first processor block is enough
+                    break
+    except OSError:
+        pass
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:10]
+
+
+def extension_name() -> str:
+    return f"swin_umamba_scan_cpu_{_cpu_signature()}"
+
+
+def _ensure_ninja_on_path() -> None:
+    """torch looks for the ``ninja`` executable on PATH; the PyPI wheel may sit in an
+    un-activated virtual environment, so add its directory."""
+    try:
+        import ninja  # type: ignore
+
+        bin_dir = getattr(ninja, "BIN_DIR", None)
+    except Exception:
+        bin_dir = None
+    if bin_dir and os.path.isdir(bin_dir):
+        path = os.environ.get("PATH", "")
+        if bin_dir not in path.split(os.pathsep):
+            os.environ["PATH"] = bin_dir + os.pathsep + path
+
+
+def load_kernel(verbose: bool = False):
+    """The compiled module (with ``forward``/``backward``), or ``None`` if it cannot be built."""
+    global _kernel, _failed, build_seconds
+    if _kernel is not None or _failed is not None:
+        return _kernel
+    with _lock:
+        if _kernel is not None or _failed is not None:
+            return _kernel
+        start = time.perf_counter()
+        try:
+            _ensure_ninja_on_path()
+            from torch.utils import cpp_extension
+
+            name = extension_name()
+            cpp_extension.load(
+                name=name,
+                sources=[_SOURCE],
+                extra_cflags=_CFLAGS,
+                extra_ldflags=_LDFLAGS,
+                is_python_module=False,
+                verbose=verbose,
+            )
+            _kernel = getattr(torch.ops, name)
+        except Exception as exc:  # no compiler, no ninja, build error, ...
+            _failed = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                "swin_umamba: could not build the CPU selective-scan kernel; using the slower "
+                f"pure-PyTorch scan instead ({_failed.splitlines()[0][:300]})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            log.warning("CPU selective-scan kernel unavailable: %s", _failed)
+            return None
+        build_seconds = time.perf_counter() - start
+        return _kernel
+
+
+def kernel_error() -> str | None:
+    """Why the kernel could not be loaded (``None`` if it loaded or was never tried)."""
+    return _failed
+
+
+class _ScanCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D):
+        kernel = load_kernel()
+        Bt = B.transpose(-1, -2).contiguous()
+        Ct = C.transpose(-1, -2).contiguous()
+        u = u.contiguous()
+        delta = delta.contiguous()
+        A = A.contiguous()
+        D = D.contiguous()
+        out, ckpt, last = kernel.forward(u, delta, A, Bt, Ct, D, CHUNK)
+        ctx.save_for_backward(u, delta, A, Bt, Ct, D, ckpt)
+        ctx.mark_non_differentiable(last)
+        return out, last
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        u, delta, A, Bt, Ct, D, ckpt = ctx.saved_tensors
+        if dout is None:
+            dout = torch.zeros_like(u)
+        du, ddelta, dA, dBt, dCt, dD = load_kernel().backward(
+            u, delta, A, Bt, Ct, D, ckpt, dout.contiguous(), CHUNK
+        )
+        # dBt/dCt: (slices, batch, G, L, N) partial sums; dA/dD: per batch element
+        dB = dBt.sum(0) if dBt.shape[0] > 1 else dBt[0]
+        dC = dCt.sum(0) if dCt.shape[0] > 1 else dCt[0]
+        return du, ddelta, dA.sum(0), dB.transpose(-1, -2), dC.transpose(-1, -2), dD.sum(0)
+
+
+def scan_cpu_kernel(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False,
+                    return_last_state=False):
+    """Selective scan through the compiled kernel; float32 CPU tensors expected
+    (the public :func:`swin_umamba.ops.selective_scan` takes care of casting)."""
+    if delta_bias is not None:
+        delta = delta + delta_bias[:, None]
+    if delta_softplus:
+        delta = torch.nn.functional.softplus(delta)
+    if D is None:
+        D = u.new_zeros(u.shape[1])
+    out, last = _ScanCPU.apply(u, delta, A, B, C, D)
+    return (out, last) if return_last_state else out

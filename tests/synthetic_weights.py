@@ -1,0 +1,21 @@
+"""Synthetic ImageNet VMamba-Tiny v0 checkpoints with the real key layout (shared/golden)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from tests.conftest import shared_dir
+
+
+def v0_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    layout = json.loads((shared_dir() / "golden" / "vmamba_tiny_v0_keys.json").read_text())["state_dict"]
+    g = torch.Generator().manual_seed(seed)
+    return {k: 0.02 * torch.randn(shape, generator=g) for k, shape in layout.items()}
+
+
+def write_model_only_checkpoint(path: Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    state = v0_state_dict(seed)
+    torch.save({"model": state}, path)
+    return state

@@ -1,0 +1,373 @@
+"""Selective scan: every backend available here against the sequential oracle.
+
+Backends tested: the pure-PyTorch chunked scan (always) and the compiled CPU kernel (when it
+builds on this machine). The mamba-ssm CUDA kernel is tested only where CUDA and mamba-ssm exist.
+
+Gradients at the four SS2D shapes of a 256x256 input would take the oracle's autograd (a
+Python loop over L, one graph node per op and step) far too long at full width, so there the
+upstream gradient is non-zero only on a few channels per group: the backends run at full size,
+the oracle only on those channels, and every gradient (dB and dC included, which sum over the
+channels of a group) must agree; gradients of the other channels must be exactly zero.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scan_oracle import selective_scan_oracle as _oracle  # noqa: E402
+
+from swin_umamba.ops import dispatch, scan_cpu, scan_torch as scan_torch_mod  # noqa: E402
+from swin_umamba.ops import selective_scan, selective_scan_backend  # noqa: E402
+from swin_umamba.ops.scan_cpu import scan_cpu_kernel  # noqa: E402
+from swin_umamba.ops.scan_torch import scan_torch  # noqa: E402
+
+NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
+
+
+@contextlib.contextmanager
+def one_thread():
+    """The oracle issues thousands of tiny ops; on a busy machine a 2-thread pool makes every
+    one of them wait for a descheduled thread, so it runs on one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def selective_scan_oracle(*args, **kwargs):
+    with one_thread():
+        return _oracle(*args, **kwargs)
+
+
+def _kernel_available() -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return scan_cpu.load_kernel() is not None
+
+
+BACKENDS = {"torch": scan_torch}
+if _kernel_available():
+    BACKENDS["cpu_kernel"] = scan_cpu_kernel
+BACKEND_IDS = list(BACKENDS)
+
+
+def make_inputs(batch, kd, L, groups, N=16, dtype=torch.float32, seed=0, D=True, bias=True):
+    """Inputs distributed like SS2D's: delta_raw ~ around softplus^-1 of 0.001..0.1,
+    A = -exp(A_log) with A_log ~ log(1..N)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(batch, kd, L, generator=g, dtype=dtype)
+    delta = torch.randn(batch, kd, L, generator=g, dtype=dtype) - 2.0
+    A = -torch.arange(1, N + 1, dtype=dtype).repeat(kd, 1) * torch.exp(0.3 * torch.randn(kd, N, generator=g, dtype=dtype))
+    B = torch.randn(batch, groups, N, L, generator=g, dtype=dtype)
+    C = torch.randn(batch, groups, N, L, generator=g, dtype=dtype)
+    Dv = torch.randn(kd, generator=g, dtype=dtype) if D else None
+    bv = 0.5 * torch.randn(kd, generator=g, dtype=dtype) if bias else None
+    return [u, delta, A, B, C, Dv, bv]
+
+
+def run_with_grads(fn, inputs, grad_out, dtype=None, **kw):
+    xs = [None if x is None else (x if dtype is None else x.to(dtype)).detach().clone().requires_grad_()
+          for x in inputs]
+    with one_thread() if fn is selective_scan_oracle else contextlib.nullcontext():
+        res = fn(*xs, **kw)
+        out = res[0] if isinstance(res, tuple) else res
+        (out * grad_out.to(out.dtype)).sum().backward()
+    grads = {n: (None if x is None else x.grad) for n, x in zip(NAMES, xs)}
+    return res, grads
+
+
+def assert_close_rel(actual, expected, rtol, name):
+    """max |actual - expected| <= rtol * max |expected| (plus a tiny floor)."""
+    err = (actual.double() - expected.double()).abs().max().item()
+    scale = expected.double().abs().max().item()
+    assert err <= rtol * scale + 1e-30, f"{name}: max abs error {err:.3g} vs scale {scale:.3g}"
+    assert torch.isfinite(actual).all(), f"{name}: non-finite values"
+
+
+# ------------------------------------------------------------------ small exact checks
+def test_gradcheck_torch_path(monkeypatch):
+    # small chunk so that the hierarchical scan recurses twice (L=21 -> 6 -> 2 chunks, padded)
+    monkeypatch.setattr(scan_torch_mod, "CHUNK", 4)
+    xs = [x.requires_grad_() for x in make_inputs(2, 4, 21, 2, N=2, dtype=torch.float64, seed=1)]
+
+    def f(*args):
+        return scan_torch(*args, delta_softplus=True)
+
+    assert torch.autograd.gradcheck(f, tuple(xs), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKEND_IDS)
+@pytest.mark.parametrize(
+    "batch,kd,L,groups,N,softplus,D,bias",
+    [
+        (2, 8, 200, 2, 16, True, True, True),     # L not a multiple of any chunk
+        (1, 6, 77, 3, 5, True, True, True),       # N not 16 (generic kernel path)
+        (2, 4, 130, 1, 16, False, False, False),  # no softplus, no D, no bias
+        (1, 8, 1, 4, 16, True, True, False),      # L = 1
+        (3, 4, 64, 4, 16, False, True, True),     # L = kernel chunk exactly
+    ],
+)
+def test_forward_and_grads_vs_oracle(backend, batch, kd, L, groups, N, softplus, D, bias):
+    fn = BACKENDS[backend]
+    inputs = make_inputs(batch, kd, L, groups, N, dtype=torch.float64, seed=L, D=D, bias=bias)
+    if not softplus:  # raw delta must be a valid step size
+        inputs[1] = torch.rand_like(inputs[1]) * 0.5
+        if bias:
+            inputs[6] = inputs[6].abs()
+    gout = torch.randn(batch, kd, L, dtype=torch.float64)
+    (ref, ref_last), ref_g = run_with_grads(selective_scan_oracle, inputs, gout,
+                                            delta_softplus=softplus, return_last_state=True)
+    (out, last), g = run_with_grads(fn, inputs, gout, dtype=torch.float32,
+                                    delta_softplus=softplus, return_last_state=True)
+    assert out.dtype == torch.float32 and out.shape == (batch, kd, L)
+    assert last.shape == (batch, kd, N)
+    assert_close_rel(out, ref, 1e-5, "out")
+    assert_close_rel(last, ref_last, 1e-5, "last_state")
+    for name in NAMES:
+        if ref_g[name] is None:
+            assert g[name] is None
+        else:
+            assert_close_rel(g[name], ref_g[name], 2e-5, f"grad {name}")
+
+
+# ------------------------------------------------------------- SS2D shapes (256x256 input)
+SS2D_SHAPES = [(768, 4096), (1536, 1024), (3072, 256), (6144, 64)]
+
+
+@functools.lru_cache(maxsize=4)
+def _ss2d_case(kd, L):
+    """Full-width inputs, a sparse upstream gradient and the oracle's results on its support
+    (cached: shared by all backends)."""
+    groups, per_group = 4, kd // 4
+    inputs = make_inputs(1, kd, L, groups, 16, dtype=torch.float32, seed=kd)
+    # upstream gradient only on 2 channels per group (first and last of the group)
+    chans = torch.tensor([g * per_group + o for g in range(groups) for o in (0, per_group - 1)])
+    gout = torch.zeros(1, kd, L)
+    gout[:, chans] = torch.randn(1, len(chans), L, generator=torch.Generator().manual_seed(3))
+    sub = [inputs[0][:, chans], inputs[1][:, chans], inputs[2][chans], inputs[3], inputs[4],
+           inputs[5][chans], inputs[6][chans]]
+    ref, ref_g = run_with_grads(selective_scan_oracle, sub, gout[:, chans], dtype=torch.float64,
+                                delta_softplus=True)
+    return inputs, chans, gout, sub, ref, ref_g
+
+
+@pytest.mark.parametrize("kd,L", SS2D_SHAPES)
+@pytest.mark.parametrize("backend", BACKEND_IDS)
+def test_ss2d_shapes(backend, kd, L):
+    fn = BACKENDS[backend]
+    inputs, chans, gout, sub, ref, ref_g = _ss2d_case(kd, L)
+    if backend == "torch":
+        # the torch path is slow at full width: run it on the oracle's channels only (full L)
+        out, g = run_with_grads(fn, sub, gout[:, chans], delta_softplus=True)
+        assert_close_rel(out, ref, 1e-5, "out")
+        for name in NAMES:
+            assert_close_rel(g[name], ref_g[name], 5e-5, f"grad {name}")
+        return
+    out, g = run_with_grads(fn, inputs, gout, delta_softplus=True)
+    assert_close_rel(out[:, chans], ref, 1e-5, "out")
+    sel = {"u": (slice(None), chans), "delta": (slice(None), chans), "A": (chans,), "D": (chans,),
+           "delta_bias": (chans,)}
+    for name in NAMES:
+        actual = g[name][sel[name]] if name in sel else g[name]
+        assert_close_rel(actual, ref_g[name], 5e-5, f"grad {name}")
+    # channels without upstream gradient get exactly zero gradient
+    mask = torch.ones(kd, dtype=torch.bool)
+    mask[chans] = False
+    assert (g["u"][:, mask] == 0).all() and (g["A"][mask] == 0).all() and (g["D"][mask] == 0).all()
+
+
+def test_ss2d_forward_full_width_vs_oracle():
+    """One full-width forward (all 768 channels, L=4096) against the oracle, float32."""
+    inputs = make_inputs(1, 768, 4096, 4, 16, seed=5)
+    ref = selective_scan_oracle(*inputs, delta_softplus=True)
+    for name, fn in BACKENDS.items():
+        if name == "torch":
+            continue  # covered at smaller sizes
+        out = fn(*inputs, delta_softplus=True)
+        assert_close_rel(out, ref, 2e-5, f"{name} out")
+
+
+# ------------------------------------------------------------------ stability and extras
+@pytest.mark.parametrize("backend", BACKEND_IDS)
+def test_long_sequence_strong_decay(backend):
+    """L = 65536 with delta*A down to -1000 per step, mixed with near-zero steps (long memory)."""
+    fn = BACKENDS[backend]
+    L, kd, N = 65536, 2, 16
+    g = torch.Generator().manual_seed(7)
+    u = torch.randn(1, kd, L, generator=g)
+    delta = torch.rand(1, kd, L, generator=g) * 10.0
+    delta[:, :, ::7] = 1e-4  # nearly no decay on some steps
+    A = -torch.logspace(-2, 2, N).repeat(kd, 1)  # delta*A in [-1000, 0]
+    B = torch.randn(1, 1, N, L, generator=g)
+    C = torch.randn(1, 1, N, L, generator=g)
+    Dv = torch.randn(kd, generator=g)
+    xs = [x.clone().requires_grad_() for x in (u, delta, A, B, C, Dv)]
+    out, last = fn(*xs, return_last_state=True)
+    assert torch.isfinite(out).all() and torch.isfinite(last).all()
+    out.sum().backward()
+    for name, x in zip(NAMES, xs):
+        assert torch.isfinite(x.grad).all(), name
+    ref = selective_scan_oracle(u[:, :, :8192], delta[:, :, :8192], A, B[..., :8192], C[..., :8192], Dv)
+    assert_close_rel(out[:, :, :8192].detach(), ref, 1e-5, "out (first 8192 steps)")
+
+
+@pytest.mark.parametrize("backend", ["auto", *BACKEND_IDS])
+def test_autocast_bf16(backend, monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, backend)
+    inputs = [x.to(torch.bfloat16) for x in make_inputs(2, 8, 100, 2, 16, seed=11)]
+    xs = [x.clone().requires_grad_() for x in inputs]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, last = selective_scan(*xs, delta_softplus=True, return_last_state=True)
+    assert out.dtype == torch.float32 and last.dtype == torch.float32
+    ref = selective_scan_oracle(*[x.double() for x in inputs], delta_softplus=True)
+    assert_close_rel(out, ref, 1e-5, "out")
+    out.sum().backward()
+    for name, x in zip(NAMES, xs):
+        assert x.grad is not None and x.grad.dtype == torch.bfloat16, name
+
+
+@pytest.mark.parametrize("backend", BACKEND_IDS)
+def test_float64_and_noncontiguous_inputs(backend, monkeypatch):
+    """float64 inputs compute in float32 and return float32; strided inputs are fine."""
+    monkeypatch.setenv(dispatch.ENV_VAR, backend)
+    inputs = make_inputs(1, 8, 50, 2, 16, dtype=torch.float64, seed=2)
+    B = inputs[3].transpose(-1, -2).contiguous().transpose(-1, -2)  # strided (b, G, N, L) view
+    out = selective_scan(inputs[0], inputs[1], inputs[2], B, inputs[4], inputs[5], inputs[6],
+                         delta_softplus=True)
+    assert out.dtype == torch.float32
+    ref = selective_scan_oracle(*inputs, delta_softplus=True)
+    assert_close_rel(out, ref, 1e-5, "out")
+
+
+def test_public_api_matches_backends(monkeypatch):
+    inputs = make_inputs(2, 8, 90, 4, 16, seed=4)
+    ref = selective_scan_oracle(*inputs, delta_softplus=True)
+    for backend in BACKEND_IDS:
+        monkeypatch.setenv(dispatch.ENV_VAR, backend)
+        assert selective_scan_backend("cpu") == backend
+        out = selective_scan(*inputs[:5], D=inputs[5], delta_bias=inputs[6], delta_softplus=True)
+        assert_close_rel(out, ref, 1e-5, backend)
+
+
+def test_bad_shapes_raise():
+    u, delta, A, B, C, D, bias = make_inputs(1, 6, 10, 3, 4)
+    B4, C4 = torch.randn(1, 4, 4, 10), torch.randn(1, 4, 4, 10)
+    with pytest.raises(ValueError):
+        selective_scan(u, delta, A, B4, C4)  # KD=6 not divisible by G=4
+    with pytest.raises(ValueError):
+        selective_scan(u, delta, A, B, C[:, :1])  # B and C differ
+    with pytest.raises(ValueError):
+        selective_scan(u, delta[..., :5], A, B, C)
+    with pytest.raises(ValueError):
+        selective_scan(u, delta, A[:, :3], B, C)
+
+
+# -------------------------------------------------------------------------- dispatch
+def test_dispatch_env_var(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "torch")
+    assert selective_scan_backend("cpu") == "torch"
+    monkeypatch.setenv(dispatch.ENV_VAR, "auto")
+    assert selective_scan_backend("cpu") == ("cpu_kernel" if "cpu_kernel" in BACKENDS else "torch")
+    monkeypatch.delenv(dispatch.ENV_VAR)
+    assert selective_scan_backend("cpu") == ("cpu_kernel" if "cpu_kernel" in BACKENDS else "torch")
+    # mamba forced on CPU: not applicable -> automatic choice with a warning
+    monkeypatch.setenv(dispatch.ENV_VAR, "mamba")
+    dispatch._warned.clear()
+    with pytest.warns(RuntimeWarning):
+        assert selective_scan_backend("cpu") in ("cpu_kernel", "torch")
+    monkeypatch.setenv(dispatch.ENV_VAR, "nonsense")
+    dispatch._warned.clear()
+    with pytest.warns(RuntimeWarning):
+        assert selective_scan_backend("cpu") in ("cpu_kernel", "torch")
+    # the kernel is for CPU tensors; CUDA tensors never get it
+    monkeypatch.setenv(dispatch.ENV_VAR, "cpu_kernel")
+    dispatch._warned.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert selective_scan_backend("cuda") in ("mamba", "torch")
+
+
+def test_dispatch_kernel_unavailable_falls_back(monkeypatch):
+    monkeypatch.setattr(scan_cpu, "load_kernel", lambda verbose=False: None)
+    monkeypatch.setenv(dispatch.ENV_VAR, "auto")
+    assert selective_scan_backend("cpu") == "torch"
+    monkeypatch.setenv(dispatch.ENV_VAR, "cpu_kernel")
+    dispatch._warned.clear()
+    with pytest.warns(RuntimeWarning):
+        assert selective_scan_backend("cpu") == "torch"
+    inputs = make_inputs(1, 4, 20, 1, 16)
+    out = selective_scan(*inputs, delta_softplus=True)
+    assert_close_rel(out, selective_scan_oracle(*inputs, delta_softplus=True), 1e-5, "out")
+
+
+def test_mamba_import_is_guarded(monkeypatch):
+    """Any error raised while importing mamba-ssm (not only ImportError) means 'no mamba'."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken_import(name, *args, **kwargs):
+        if name.startswith("mamba_ssm"):
+            raise OSError("libcudart.so: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken_import)
+    monkeypatch.setattr(dispatch, "_mamba_tried", False)
+    monkeypatch.setattr(dispatch, "_mamba_fn", None)
+    assert dispatch.mamba_scan_fn() is None
+    assert "OSError" in dispatch.mamba_error()
+    assert selective_scan_backend("cuda") == "torch"
+
+
+def _mamba_on_cuda():
+    return torch.cuda.is_available() and dispatch.mamba_scan_fn() is not None
+
+
+@pytest.mark.skipif(not _mamba_on_cuda(), reason="needs CUDA and mamba-ssm")
+def test_mamba_backend_on_cuda(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "auto")
+    assert selective_scan_backend("cuda") == "mamba"
+    inputs = [x.cuda() for x in make_inputs(2, 64, 300, 4, 16, seed=9)]
+    xs = [x.clone().requires_grad_() for x in inputs]
+    out, last = selective_scan(*xs, delta_softplus=True, return_last_state=True)
+    ref, ref_last = scan_torch(*inputs, delta_softplus=True, return_last_state=True)
+    assert_close_rel(out.detach(), ref, 1e-4, "out")
+    assert_close_rel(last.detach(), ref_last, 1e-4, "last_state")
+    out.sum().backward()
+    ys = [x.clone().requires_grad_() for x in inputs]
+    scan_torch(*ys, delta_softplus=True).sum().backward()
+    for name, x, y in zip(NAMES, xs, ys):
+        assert_close_rel(x.grad, y.grad, 1e-3, f"grad {name}")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_torch_path_on_cuda(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "torch")
+    inputs = make_inputs(2, 16, 300, 4, 16, seed=9)
+    out = selective_scan(*[x.cuda() for x in inputs], delta_softplus=True)
+    assert_close_rel(out.cpu(), selective_scan_oracle(*inputs, delta_softplus=True), 1e-4, "out")
+
+
+@pytest.mark.skipif(os.environ.get("SWIN_UMAMBA_SLOW_TESTS") != "1",
+                    reason="builds the kernel from scratch twice at once (~1 min); set SWIN_UMAMBA_SLOW_TESTS=1")
+def test_concurrent_kernel_builds(tmp_path):
+    """Two processes building the kernel at the same time into an empty cache both succeed."""
+    code = ("import warnings; warnings.simplefilter('error', RuntimeWarning);"
+            "from swin_umamba.ops import scan_cpu; assert scan_cpu.load_kernel() is not None;"
+            "print('ok')")
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0 and "ok" in out, out
