@@ -1,0 +1,209 @@
+"""The whole nnU-Net pipeline through the stock command-line tools, on CPU (issue 3).
+
+One workspace for the module; the tests run in file order and build on each other:
+plan/preprocess -> 5 folds -> find_best_configuration -> predict -> ensemble,
+then resume (--c) with the encoder-freeze check, --val --npz, -pretrained_weights.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from swin_umamba.commands.setup import trainers_dir
+from tests.synthetic_weights import write_model_only_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "swin_umamba" / "demo_data" / "Dataset990_DemoAbdomenMR"
+BIN = Path(sys.executable).parent
+TINY = "nnUNetTrainerSwinUMambaScratch_tiny"
+SHORT_PRETRAINED = "nnUNetTrainerSwinUMamba_test"
+
+
+class Workspace:
+    def __init__(self, root: Path):
+        self.root = root
+        self.raw, self.pre, self.results = root / "raw", root / "preprocessed", root / "results"
+        for d in (self.raw, self.pre, self.results):
+            d.mkdir(parents=True)
+        shutil.copytree(DEMO, self.raw / DEMO.name)
+        self.env = {
+            **os.environ,
+            "nnUNet_raw": str(self.raw),
+            "nnUNet_preprocessed": str(self.pre),
+            "nnUNet_results": str(self.results),
+            "nnUNet_extTrainer": os.pathsep.join([str(trainers_dir()), str(REPO / "tests" / "nnunet_trainers")]),
+            "nnUNet_def_n_proc": "1",
+            "nnUNet_n_proc_DA": "1",
+            "PYTHONPATH": str(REPO),
+        }
+        self.env.pop("SWIN_UMAMBA_PRETRAINED", None)
+
+    def run(self, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [str(BIN / args[0]), *args[1:]]
+        proc = subprocess.run(cmd, env={**self.env, **(env or {})}, capture_output=True, text=True, cwd=self.root)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        return proc
+
+    def model_dir(self, trainer: str) -> Path:
+        return self.results / DEMO.name / f"{trainer}__nnUNetPlans__2d"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("nnunet"))
+
+
+def _load(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def test_plan_and_preprocess(ws):
+    ws.run("nnUNetv2_plan_and_preprocess", "-d", "990", "-c", "2d", "--verify_dataset_integrity", "-npfp", "1", "-np", "1")
+    plans = json.loads((ws.pre / DEMO.name / "nnUNetPlans.json").read_text())
+    assert plans["configurations"]["2d"]["patch_size"] == [96, 128]
+
+
+def test_train_all_five_folds(ws):
+    for fold in range(5):
+        ws.run("nnUNetv2_train", "990", "2d", str(fold), "-tr", TINY, "-device", "cpu")
+    for fold in range(5):
+        fold_dir = ws.model_dir(TINY) / f"fold_{fold}"
+        assert (fold_dir / "checkpoint_final.pth").is_file()
+        summary = json.loads((fold_dir / "validation" / "summary.json").read_text())
+        assert np.isfinite(summary["foreground_mean"]["Dice"])
+
+
+def test_find_best_configuration(ws):
+    proc = ws.run("nnUNetv2_find_best_configuration", "990", "-c", "2d", "-tr", TINY, "-np", "1")
+    inference = json.loads((ws.results / DEMO.name / "inference_information.json").read_text())
+    assert inference["best_model_or_ensemble"]["selected_model_or_models"][0]["trainer"] == TINY
+    assert "nnUNetv2_predict" in proc.stdout
+
+
+def test_predict_nifti_with_all_folds_and_ensemble(ws):
+    images = ws.raw / DEMO.name / "imagesTs"
+    for name, folds in (("pred_f01234", ["0", "1", "2", "3", "4"]), ("pred_f0", ["0"]), ("pred_f1", ["1"])):
+        ws.run("nnUNetv2_predict", "-i", str(images), "-o", str(ws.root / name), "-d", "990", "-c", "2d",
+               "-tr", TINY, "-f", *folds, "-device", "cpu", "--save_probabilities", "-npp", "1", "-nps", "1")
+    ws.run("nnUNetv2_ensemble", "-i", str(ws.root / "pred_f0"), str(ws.root / "pred_f1"),
+           "-o", str(ws.root / "ensemble"), "-np", "1")
+    for case in sorted(images.glob("*_0000.nii.gz")):
+        name = case.name.replace("_0000", "")
+        reference = _load(ws.raw / DEMO.name / "labelsTs" / name)
+        for folder in ("pred_f01234", "ensemble"):
+            pred = _load(ws.root / folder / name)
+            assert pred.shape == reference.shape
+            assert set(np.unique(pred)) <= {0, 1, 2, 3, 4}
+        # the ensemble is the argmax of the mean of the two folds' probabilities
+        p0 = np.load(ws.root / "pred_f0" / name.replace(".nii.gz", ".npz"))["probabilities"]
+        p1 = np.load(ws.root / "pred_f1" / name.replace(".nii.gz", ".npz"))["probabilities"]
+        expected = ((p0 + p1) / 2).argmax(0)
+        agreement = (_load(ws.root / "ensemble" / name).reshape(expected.shape) == expected).mean()
+        assert agreement > 0.999
+
+
+def _encoder(checkpoint: Path) -> dict[str, torch.Tensor]:
+    weights = torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"]
+    return {k[len("vssm_encoder."):]: v for k, v in weights.items() if k.startswith("vssm_encoder.")}
+
+
+def test_imagenet_start_freeze_and_resume(ws):
+    """Epochs 0-1 frozen (patch_embed trains), epoch 2 trainable, across a stop after epoch 0 and --c."""
+    weights = ws.root / "vmamba_tiny_e292.pth"
+    imagenet = write_model_only_checkpoint(weights)
+    env = {"SWIN_UMAMBA_PRETRAINED": str(weights)}
+    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu",
+           env={**env, "SWIN_UMAMBA_STOP_AFTER_EPOCHS": "1"})
+    fold = ws.model_dir(SHORT_PRETRAINED) / "fold_0"
+    assert (fold / "checkpoint_0.pth").is_file() and not (fold / "checkpoint_1.pth").exists()
+    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu", "--c", env=env)
+    epochs = [_encoder(fold / f"checkpoint_{e}.pth") for e in range(3)]
+
+    frozen_key = "layers.2.blocks.4.self_attention.A_logs"
+    mapped = "layers.2.blocks.4.self_attention.A_logs"
+    assert torch.equal(epochs[0][frozen_key], imagenet[mapped])
+    assert torch.equal(epochs[1][frozen_key], imagenet[mapped]), "encoder must still be frozen after resuming"
+    assert not torch.equal(epochs[2][frozen_key], imagenet[mapped]), "encoder must train from epoch 2"
+    assert torch.equal(epochs[1]["downsamples.0.reduction.weight"], imagenet["layers.0.downsample.reduction.weight"])
+    # patch_embed sees the 48-channel stem, is not loaded, and trains while the rest is frozen
+    assert not torch.equal(epochs[0]["patch_embed.proj.weight"], epochs[1]["patch_embed.proj.weight"])
+    log = "".join(p.read_text() for p in sorted(fold.glob("training_log_*.txt")))
+    assert "204 tensors loaded" in log
+
+
+def test_validation_only_with_npz(ws):
+    fold = ws.model_dir(SHORT_PRETRAINED) / "fold_0"
+    shutil.rmtree(fold / "validation")
+    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu", "--val", "--npz")
+    assert list((fold / "validation").glob("*.npz")), "--npz must keep the softmax outputs"
+    assert (fold / "validation" / "summary.json").is_file()
+
+
+def test_pretrained_weights_replace_imagenet(ws):
+    """-pretrained_weights: the ImageNet file is not needed and not read; the given encoder starts the run."""
+    source = ws.model_dir(TINY) / "fold_1" / "checkpoint_final.pth"
+    env = {"SWIN_UMAMBA_PRETRAINED": str(ws.root / "does-not-exist.pth")}
+    ws.run("nnUNetv2_train", "990", "2d", "1", "-tr", SHORT_PRETRAINED, "-device", "cpu",
+           "-pretrained_weights", str(source), env=env)
+    first_epoch = _encoder(ws.model_dir(SHORT_PRETRAINED) / "fold_1" / "checkpoint_0.pth")
+    given = _encoder(source)
+    key = "layers.1.blocks.0.self_attention.in_proj.weight"
+    assert torch.equal(first_epoch[key], given[key])
+
+
+def test_prediction_does_not_need_the_imagenet_file(ws):
+    image_dir = ws.root / "one_case"
+    image_dir.mkdir()
+    case = sorted((ws.raw / DEMO.name / "imagesTs").glob("*.nii.gz"))[0]
+    shutil.copy(case, image_dir / case.name)
+    outputs = []
+    for label, value in (("with", str(ws.root / "vmamba_tiny_e292.pth")), ("without", str(ws.root / "missing.pth"))):
+        out = ws.root / f"pred_{label}_imagenet"
+        ws.run("nnUNetv2_predict", "-i", str(image_dir), "-o", str(out), "-d", "990", "-c", "2d",
+               "-tr", SHORT_PRETRAINED, "-f", "0", "-device", "cpu", "--save_probabilities", "-npp", "1", "-nps", "1",
+               env={"SWIN_UMAMBA_PRETRAINED": value})
+        outputs.append(np.load(next(out.glob("*.npz")))["probabilities"])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_training_without_imagenet_file_stops_early_with_a_clear_message(ws):
+    proc = ws.run("nnUNetv2_train", "990", "2d", "2", "-tr", SHORT_PRETRAINED, "-device", "cpu",
+                  env={"SWIN_UMAMBA_PRETRAINED": str(ws.root / "nowhere.pth")}, check=False)
+    assert proc.returncode != 0
+    assert "ImageNet checkpoint not found" in proc.stderr and "nowhere.pth" in proc.stderr
+    assert not (ws.model_dir(SHORT_PRETRAINED) / "fold_2" / "checkpoint_0.pth").exists()
+
+
+def test_unknown_trainer_names_our_folder(ws):
+    proc = ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", "nnUNetTrainerSwinUMambaa", "-device", "cpu", check=False)
+    assert proc.returncode != 0
+    assert str(trainers_dir()) in proc.stderr + proc.stdout
+
+
+def test_3d_configuration_is_refused(ws):
+    plans_path = ws.pre / DEMO.name / "nnUNetPlans.json"
+    plans = json.loads(plans_path.read_text())
+    plans["configurations"]["3d_fullres"] = {**plans["configurations"]["2d"], "patch_size": [16, 96, 128],
+                                             "spacing": [9.0, 3.0, 3.0], "data_identifier": "nnUNetPlans_3d_fullres"}
+    plans_path.with_name("nnUNetPlans3D.json").write_text(json.dumps(plans))
+    proc = ws.run("nnUNetv2_train", "990", "3d_fullres", "0", "-p", "nnUNetPlans3D", "-tr", TINY, "-device", "cpu",
+                  check=False)
+    assert proc.returncode != 0
+    assert "Swin-UMamba is a 2D network" in proc.stderr and "'3d_fullres'" in proc.stderr
+
+
+def test_missing_nnunet_paths_are_named(ws):
+    env = {k: v for k, v in ws.env.items() if k != "nnUNet_preprocessed"}
+    proc = subprocess.run([str(BIN / "nnUNetv2_train"), "990", "2d", "0", "-tr", TINY, "-device", "cpu"],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "nnUNet_preprocessed is not defined" in proc.stderr
