@@ -1,0 +1,258 @@
+"""`swin-umamba reproduce` end to end on a miniature Dataset703 (cells), on CPU, with nnU-Net's real commands.
+
+The module builds one workspace and runs the whole protocol once with a short test trainer
+(a 4-epoch cosine schedule stopped after 2 epochs, so checkpoint_1.pth is evaluated); the
+later tests check the outputs, a re-run that skips every finished step, and the error paths.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image
+
+from swin_umamba.commands.reproduce import RECIPES, sha256_of
+from swin_umamba.commands.setup import trainers_dir
+from swin_umamba.preprocessing.neurips_cell import convert_neurips_cell
+
+REPO = Path(__file__).resolve().parent.parent
+TRAINER = "nnUNetTrainerSwinUMambaDScratch_repro"  # tests/nnunet_trainers/short_trainers.py
+DATASET = "Dataset703_NeurIPSCell"
+
+
+def _cells(rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """An instance map with a few square cells away from the border."""
+    inst = np.zeros((size, size), np.uint16)
+    for k, (y, x) in enumerate([(4, 4), (4, 18), (18, 10)], start=1):
+        dy, dx = rng.integers(0, 4, size=2)
+        inst[y + dy:y + dy + 8, x + dx:x + dx + 8] = k
+    return inst
+
+
+def _image(inst: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    base = np.where(inst > 0, 200, 30).astype(np.float64)
+    noisy = base[..., None] + rng.normal(0, 10, size=inst.shape + (3,))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def make_miniature_703(root: Path, raw: Path) -> None:
+    """A 4-image training set and a 2-image test set of 32x32 RGB cells, converted like the real release."""
+    rng = np.random.default_rng(703)
+    folders = {name: root / "release" / name for name in ("images", "labels", "test_images", "test_labels")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    for split, count, offset in (("", 4, 1), ("test_", 2, 100)):
+        for i in range(offset, offset + count):
+            inst = _cells(rng)
+            Image.fromarray(_image(inst, rng)).save(folders[f"{split}images"] / f"cell_{i:05d}.png")
+            tifffile.imwrite(folders[f"{split}labels"] / f"cell_{i:05d}_label.tiff", inst)
+    convert_neurips_cell(folders["images"], folders["labels"], raw, test_images=folders["test_images"],
+                         test_labels=folders["test_labels"], verify=False)
+
+
+class Workspace:
+    def __init__(self, root: Path):
+        self.root = root
+        self.raw, self.pre, self.results = root / "raw", root / "preprocessed", root / "results"
+        for folder in (self.raw, self.pre, self.results):
+            folder.mkdir(parents=True)
+        make_miniature_703(root, self.raw)
+        self.out = root / "reproduction"
+        self.env = {
+            **os.environ,
+            "nnUNet_raw": str(self.raw),
+            "nnUNet_preprocessed": str(self.pre),
+            "nnUNet_results": str(self.results),
+            # only the test trainers: the command must add the package's folder itself
+            "nnUNet_extTrainer": str(REPO / "tests" / "nnunet_trainers"),
+            "nnUNet_def_n_proc": "1",
+            "nnUNet_n_proc_DA": "1",
+            "nnUNet_compile": "f",
+        }
+        for var in ("SWIN_UMAMBA_PRETRAINED", "SWIN_UMAMBA_STOP_AFTER_EPOCHS"):
+            self.env.pop(var, None)
+
+    def reproduce(self, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "swin_umamba.cli", "reproduce", "--dataset", "703", "--trainer", TRAINER,
+               "--stop-after", "2", "--device", "cpu", "--num-processes", "0", "--out", str(self.out), *extra]
+        return subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, cwd=self.root)
+
+    @property
+    def fold(self) -> Path:
+        return self.results / DATASET / f"{TRAINER}__nnUNetPlans__2d" / "fold_all"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("reproduce"))
+
+
+@pytest.fixture(scope="module")
+def first_run(ws) -> subprocess.CompletedProcess:
+    start = time.monotonic()
+    proc = ws.reproduce()
+    proc.elapsed = time.monotonic() - start
+    assert proc.returncode == 0, f"reproduce failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def _comparison(ws) -> list[dict]:
+    with open(ws.out / "comparison.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_whole_protocol_writes_the_table_with_ours_and_the_published_numbers(ws, first_run):
+    for step in ("[1/5] plan", "[2/5] train", "[3/5] predict", "[4/5] instances", "[5/5] evaluate"):
+        assert step in first_run.stdout, step
+    assert "done in" in first_run.stdout and "Total time" in first_run.stdout
+
+    with open(ws.out / "metrics.csv", newline="") as stream:
+        per_case = list(csv.DictReader(stream))
+    assert sorted(r["Name"] for r in per_case) == ["cell_00100", "cell_00101"]
+    our_f1 = float(np.mean([float(r["F1"]) for r in per_case]))
+
+    rows = {r["method"]: r for r in _comparison(ws)}
+    for method, values in RECIPES[703].published.items():
+        assert rows[method]["source"] == "published"
+        assert float(rows[method]["F1"]) == pytest.approx(values["F1"])
+    assert float(rows["Swin-UMamba†"]["F1"]) == pytest.approx(0.5982)
+    assert float(rows["nnU-Net"]["F1"]) == pytest.approx(0.5383)
+    ours = [r for r in rows.values() if r["source"] == "this run"]
+    assert len(ours) == 1 and TRAINER in ours[0]["method"] and "checkpoint_1.pth" in ours[0]["method"]
+    assert ours[0]["method"].startswith("Swin-UMamba†")  # the SwinUMambaD network is compared with the dagger row
+    assert float(ours[0]["F1"]) == pytest.approx(our_f1, abs=1e-4)
+
+    markdown = (ws.out / "comparison.md").read_text()
+    assert "| Method | F1 |" in markdown and "0.5982" in markdown and "0.5806" in markdown
+    assert f"**{our_f1:.4f}**" in markdown
+    assert f"**{our_f1:.4f}**" in first_run.stdout  # the table is printed at the end too
+    assert len(list((ws.out / "instances").glob("*_label.tiff"))) == 2
+
+
+def test_training_stopped_early_and_predictions_came_from_the_named_checkpoint(ws, first_run):
+    checkpoint = ws.fold / "checkpoint_1.pth"
+    assert checkpoint.is_file() and (ws.fold / "checkpoint_final.pth").is_file()
+    assert not (ws.fold / "checkpoint_2.pth").exists(), "SWIN_UMAMBA_STOP_AFTER_EPOCHS=2 must end after epoch 1"
+    assert torch.load(checkpoint, map_location="cpu", weights_only=False)["current_epoch"] == 2
+    training_log = "".join(p.read_text() for p in ws.fold.glob("training_log_*.txt"))
+    assert "stopping after epoch 1 of a 4-epoch cosine schedule" in training_log
+
+    state = json.loads((ws.out / "state.json").read_text())
+    assert Path(state["predict"]["checkpoint"]) == checkpoint.resolve()
+    assert state["predict"]["sha256"] == sha256_of(checkpoint)
+    command = (ws.out / "logs" / "3_predict.log").read_text().splitlines()[0]
+    assert "nnUNetv2_predict" in command and "-chk checkpoint_1.pth" in command
+    assert "--disable_tta" in command and "-f all" in command and f"-tr {TRAINER}" in command
+    assert sorted(p.name for p in (ws.out / "predictions").glob("*.png")) == ["cell_00100.png", "cell_00101.png"]
+    train_command = (ws.out / "logs" / "2_train.log").read_text().splitlines()[0]
+    assert "nnUNetv2_train 703 2d all" in train_command and "--c" not in train_command.split()
+
+
+def test_running_again_skips_every_finished_step(ws, first_run):
+    checkpoint = ws.fold / "checkpoint_1.pth"
+    before = checkpoint.stat().st_mtime_ns
+    proc = ws.reproduce()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for step in ("plan", "train", "predict", "instances", "evaluate"):
+        assert f"{step}: skipped" in proc.stdout, step
+    assert checkpoint.stat().st_mtime_ns == before
+    assert "Swin-UMamba†" in proc.stdout and "0.5982" in proc.stdout
+
+
+def test_a_failing_step_shows_its_log_tail_and_exits_non_zero(ws, first_run, tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    tifffile.imwrite(labels / "cell_09999_label.tiff", np.zeros((32, 32), np.uint16))  # no such prediction
+    proc = ws.reproduce("--test-labels", str(labels))
+    assert proc.returncode == 1
+    assert "step 'evaluate' failed" in proc.stderr and "last lines of" in proc.stderr
+    assert "cell_09999" in proc.stderr  # the evaluate error, from the log tail
+    assert "evaluate: skipped" not in proc.stdout and "predict: skipped" in proc.stdout
+
+
+def test_missing_nnunet_folders_are_named(ws):
+    env = {k: v for k, v in ws.env.items() if k not in ("nnUNet_preprocessed", "nnUNet_results")}
+    proc = ws.reproduce(env=env)
+    assert proc.returncode == 2
+    assert "nnUNet_preprocessed" in proc.stderr and "nnUNet_results" in proc.stderr and "export" in proc.stderr
+
+
+def test_dry_run_shows_the_papers_commands(ws, first_run):
+    proc = subprocess.run([sys.executable, "-m", "swin_umamba.cli", "reproduce", "--dataset", "703", "--dry-run"],
+                          env=ws.env, capture_output=True, text=True, cwd=ws.root)
+    assert proc.returncode == 0, proc.stderr
+    assert "-tr nnUNetTrainerSwinUMambaD " in proc.stdout and "(Swin-UMamba†)" in proc.stdout
+    assert "SWIN_UMAMBA_STOP_AFTER_EPOCHS=350" in proc.stdout and "-chk checkpoint_349.pth --disable_tta" in proc.stdout
+    assert str(trainers_dir()) in proc.stdout  # registered for the nnU-Net commands
+
+
+@pytest.mark.parametrize("dataset, network, trainer, stop, checkpoint", [
+    (702, None, "nnUNetTrainerSwinUMamba", 100, "checkpoint_99.pth"),
+    (703, None, "nnUNetTrainerSwinUMambaD", 350, "checkpoint_349.pth"),
+    (704, None, "nnUNetTrainerSwinUMambaD", 250, "checkpoint_249.pth"),
+    (704, "plain", "nnUNetTrainerSwinUMamba", 250, "checkpoint_249.pth"),
+])
+def test_the_papers_trainer_and_checkpoint_per_dataset(tmp_path, monkeypatch, dataset, network, trainer, stop,
+                                                       checkpoint):
+    from swin_umamba.cli import build_parser
+    from swin_umamba.commands.reproduce import build_run
+
+    name = {702: "Dataset702_AbdomenMR", 703: "Dataset703_NeurIPSCell", 704: "Dataset704_Endovis17"}[dataset]
+    for sub in ("imagesTs", "labelsTs"):
+        (tmp_path / "raw" / name / sub).mkdir(parents=True)
+        (tmp_path / "raw" / name / sub / "x").touch()
+    for var, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "pre"), ("nnUNet_results", "res")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    argv = ["reproduce", "--dataset", str(dataset)] + (["--network", network] if network else [])
+    run = build_run(build_parser().parse_args(argv))
+    assert (run.trainer, run.stop_after, run.checkpoint_name) == (trainer, stop, checkpoint)
+    assert run.model_folder == tmp_path / "res" / name / f"{trainer}__nnUNetPlans__2d" / "fold_all"
+    assert run.test_labels == tmp_path / "raw" / name / "labelsTs"
+
+
+def test_training_resumes_with_c_and_is_skipped_when_the_checkpoint_exists(tmp_path, monkeypatch):
+    """The resume decision of the train step (nnU-Net's own --c is exercised in test_e2e_cli)."""
+    from swin_umamba.commands import reproduce
+
+    run = reproduce.Run(reproduce.RECIPES[704], "Dataset704_Endovis17", tmp_path / "raw", tmp_path / "pre",
+                        tmp_path / "res", "nnUNetTrainerSwinUMambaD", "dagger", 250, "cpu", tmp_path / "ts",
+                        tmp_path / "ls", tmp_path / "out")
+    calls = []
+
+    def fake_run_command(step, cmd, env, log, verbose):
+        calls.append((cmd, env[reproduce.STOP_ENV_VAR], env["nnUNet_extTrainer"]))
+        run.model_folder.mkdir(parents=True, exist_ok=True)
+        for name in ("checkpoint_249.pth", "checkpoint_final.pth"):
+            (run.model_folder / name).touch()
+        return 0.0
+
+    monkeypatch.setattr(reproduce, "run_command", fake_run_command)
+    monkeypatch.setattr(reproduce, "nnunet_tool", lambda name: name)
+    progress = reproduce.Progress(4)
+
+    assert reproduce.step_train(run, progress, redo=False) == run.model_folder / "checkpoint_249.pth"
+    cmd, stop, ext = calls[-1]
+    assert cmd[:6] == ["nnUNetv2_train", "704", "2d", "all", "-tr", "nnUNetTrainerSwinUMambaD"]
+    assert "--c" not in cmd and stop == "250" and str(trainers_dir()) in ext.split(os.pathsep)
+
+    reproduce.step_train(run, progress, redo=False)  # the checkpoint exists: nothing runs
+    assert len(calls) == 1
+
+    (run.model_folder / "checkpoint_249.pth").unlink()
+    (run.model_folder / "checkpoint_final.pth").unlink()
+    (run.model_folder / "checkpoint_latest.pth").touch()  # an interrupted run
+    reproduce.step_train(run, progress, redo=False)
+    assert len(calls) == 2 and calls[-1][0][-1] == "--c"
+
+    reproduce.step_train(run, progress, redo=True)  # --restart-from train: old checkpoints go, no --c
+    assert len(calls) == 3 and "--c" not in calls[-1][0]
+    assert not (run.model_folder / "checkpoint_latest.pth").exists()
