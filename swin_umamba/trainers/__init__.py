@@ -7,12 +7,14 @@ from swin_umamba.trainers.variants import (
     nnUNetTrainerSwinUMambaDScratch,
     nnUNetTrainerSwinUMambaScratch,
 )
+from swin_umamba.trainers.demo import nnUNetTrainerSwinUMambaDemo
 
 TRAINER_NAMES = [
     "nnUNetTrainerSwinUMamba",
     "nnUNetTrainerSwinUMambaD",
     "nnUNetTrainerSwinUMambaScratch",
     "nnUNetTrainerSwinUMambaDScratch",
+    "nnUNetTrainerSwinUMambaDemo",
 ]
 
 __all__ = TRAINER_NAMES + ["SwinUMambaTrainerBase", "ConfigurationError", "TRAINER_NAMES"]
