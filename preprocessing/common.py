@@ -49,6 +49,9 @@ def staged_target(target: Path, overwrite: bool) -> Iterator[Path]:
         raise
 
 
+RGB_CHANNELS = {0: "R", 1: "G", 2: "B"}  # channel_names of the 8-bit RGB PNG datasets (703, 704)
+
+
 def write_dataset_json(folder: Path, *, channel_names: dict, labels: dict, num_training: int, file_ending: str,
                        name: str, description: str, **extra) -> dict:
     """dataset.json as nnU-Net v2 reads it (channel_names, labels, numTraining, file_ending)."""

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (ConversionError, progress, read_image, save_png, staged_target, verify_with_nnunet, warn,
-                     write_dataset_json)
+from .common import (RGB_CHANNELS, ConversionError, progress, read_image, save_png, staged_target,
+                     verify_with_nnunet, warn, write_dataset_json)
 
 DATASET_NAME = "Dataset704_Endovis17"
 INSTRUMENT_CLASSES: tuple[tuple[str, int], ...] = (
@@ -152,7 +152,7 @@ def convert_endovis17(train_root: Path, raw_folder: Path, *, test_root: Path | N
             _convert_split(Path(test_root), staging / "imagesTs",
                            staging / "labelsTs" if test_has_labels else None, "test")
         write_dataset_json(
-            staging, channel_names={0: "R", 1: "G", 2: "B"}, labels=LABELS_704, num_training=n_train,
+            staging, channel_names=RGB_CHANNELS, labels=LABELS_704, num_training=n_train,
             file_ending=".png", name=DATASET_NAME,
             description="EndoVis 2017 Robotic Instrument Segmentation, left frames, instrument-type labels "
                         "merged from the per-instrument masks.",

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (IMAGE_SUFFIXES, ConversionError, integer_labels, progress, read_image, save_png,
-                     staged_target, verify_with_nnunet, write_dataset_json)
+from .common import (IMAGE_SUFFIXES, RGB_CHANNELS, ConversionError, integer_labels, progress, read_image,
+                     save_png, staged_target, verify_with_nnunet, write_dataset_json)
 
 DATASET_NAME = "Dataset703_NeurIPSCell"
 LABELS_703 = {"background": 0, "interior": 1, "boundary": 2}
@@ -160,7 +160,7 @@ def convert_neurips_cell(images: Path, labels: Path, raw_folder: Path, *, test_i
             save_png(staging / "imagesTs" / f"{case}_0000.png", rgb)
             progress(i, len(test), case, every=50)
         write_dataset_json(
-            staging, channel_names={0: "R", 1: "G", 2: "B"}, labels=LABELS_703, num_training=len(training),
+            staging, channel_names=RGB_CHANNELS, labels=LABELS_703, num_training=len(training),
             file_ending=".png", name=DATASET_NAME,
             description="NeurIPS 2022 Cell Segmentation: images as 8-bit RGB (per-channel 1-99 percentile "
                         "stretch), instances as background / interior / boundary (8-neighbour boundary rule).",

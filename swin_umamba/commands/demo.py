@@ -19,11 +19,12 @@ import math
 import os
 import re
 import shutil
-import subprocess
-import sys
+import textwrap
 import time
-from collections import deque
 from pathlib import Path
+
+from swin_umamba.commands.nnunet_runner import (CommandError, CommandFailed, format_seconds, nnunet_environment,
+                                                nnunet_tool, run_logged)
 
 DATASET_ID = 990
 DATASET_NAME = "Dataset990_DemoAbdomenMR"
@@ -51,11 +52,6 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _fmt_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
-
-
 # work folder ----------------------------------------------------------------------------------------
 def prepare_workdir(workdir: Path, overwrite: bool) -> None:
     """Create the work folder; refuse a non-empty one unless `overwrite`, which removes only the
@@ -76,39 +72,21 @@ def prepare_workdir(workdir: Path, overwrite: bool) -> None:
 
 
 def child_environment(workdir: Path, epochs: int | None, iterations: int | None) -> dict[str, str]:
-    """The environment of the nnU-Net commands: our folders, our trainers, CPU-friendly settings."""
+    """The environment of the nnU-Net commands: our folders, only our trainers, CPU-friendly settings."""
     from swin_umamba.commands.setup import trainers_dir
-    from swin_umamba.trainers.base import STOP_ENV_VAR
     from swin_umamba.trainers.demo import EPOCHS_ENV_VAR, ITERATIONS_ENV_VAR
 
-    env = dict(os.environ)
-    env["nnUNet_raw"] = str(workdir / "nnUNet_raw")
-    env["nnUNet_preprocessed"] = str(workdir / "nnUNet_preprocessed")
-    env["nnUNet_results"] = str(workdir / "nnUNet_results")
-    env["nnUNet_extTrainer"] = str(trainers_dir())
-    # one augmentation worker and one export worker (nnU-Net's defaults, 12 and 8 processes that each
-    # import torch, only compete with the training step on a small CPU); the user's settings win
-    env.setdefault("nnUNet_n_proc_DA", "1")
-    env.setdefault("nnUNet_def_n_proc", "1")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop(STOP_ENV_VAR, None)  # the demo's length is set by --epochs/--iterations
-    for var, value in ((EPOCHS_ENV_VAR, epochs), (ITERATIONS_ENV_VAR, iterations)):
-        env.pop(var, None)
-        if value is not None:
-            env[var] = str(value)
-    return env
-
-
-def nnunet_program(name: str) -> str:
-    """Path of an nnU-Net console script: next to this Python first (venv not activated), else PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if not found:
-        raise DemoError(f"{name} not found: install nnU-Net v2 (pip install 'nnunetv2>=2.8,<2.9') "
-                        "in the environment of swin-umamba")
-    return found
+    return nnunet_environment(
+        workdir,
+        nnUNet_extTrainer=str(trainers_dir()),
+        # one augmentation worker and one export worker (nnU-Net's defaults, 12 and 8 processes that each
+        # import torch, only compete with the training step on a small CPU); the user's settings win
+        nnUNet_n_proc_DA=os.environ.get("nnUNet_n_proc_DA", "1"),
+        nnUNet_def_n_proc=os.environ.get("nnUNet_def_n_proc", "1"),
+        # the demo's length is set by --epochs/--iterations
+        **{EPOCHS_ENV_VAR: None if epochs is None else str(epochs),
+           ITERATIONS_ENV_VAR: None if iterations is None else str(iterations)},
+    )
 
 
 # running nnU-Net -------------------------------------------------------------------------------------
@@ -142,41 +120,6 @@ class TrainingProgress:
         elif "Traceback" in text or re.match(r"^\w*(Error|Exception)\b", text):
             return "    " + text
         return None
-
-
-def run_logged(command: list[str], env: dict[str, str], log_path: Path,
-               progress=None, tail_lines: int = 25) -> None:
-    """Run `command`, append everything it prints to `log_path`, echo what `progress` picks.
-
-    Raises DemoError with the last lines of output when the command fails."""
-    tail: deque[str] = deque(maxlen=tail_lines)
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write(f"\n$ {' '.join(command)}\n")
-        log.flush()
-        try:
-            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1)
-        except OSError as exc:
-            raise DemoError(f"could not start {command[0]}: {exc}") from exc
-        try:
-            for raw in proc.stdout:
-                # progress bars redraw with \r: keep the last state of each line
-                line = raw.rstrip("\n").split("\r")[-1]
-                log.write(line + "\n")
-                log.flush()
-                if line.strip():
-                    tail.append(line)
-                shown = progress(line) if progress else None
-                if shown:
-                    _say(shown)
-            code = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait()
-            raise
-    if code != 0:
-        raise DemoError(f"{Path(command[0]).name} failed with exit code {code}. Last lines of its output:\n"
-                        + "\n".join("    " + t for t in tail) + f"\nFull log: {log_path}")
 
 
 # scoring ------------------------------------------------------------------------------------------------
@@ -312,7 +255,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return time.perf_counter()
 
     def done(t0: float, extra: str = "") -> None:
-        _say(f"      done in {_fmt_seconds(time.perf_counter() - t0)}{extra}")
+        _say(f"      done in {format_seconds(time.perf_counter() - t0)}{extra}")
 
     try:
         from swin_umamba.ops import selective_scan_backend
@@ -332,8 +275,8 @@ def run_demo(args: argparse.Namespace) -> int:
         done(t0)
 
         t0 = step(2, "nnU-Net planning and preprocessing (nnUNetv2_plan_and_preprocess)")
-        run_logged([nnunet_program("nnUNetv2_plan_and_preprocess"), "-d", str(DATASET_ID), "-c", CONFIGURATION,
-                    "--verify_dataset_integrity", "-npfp", "1", "-np", "1"], env, log_path)
+        run_logged([nnunet_tool("nnUNetv2_plan_and_preprocess"), "-d", str(DATASET_ID), "-c", CONFIGURATION,
+                    "--verify_dataset_integrity", "-npfp", "1", "-np", "1"], env, log_path, append=True)
         done(t0)
 
         from swin_umamba.trainers.demo import DEMO_EPOCHS, DEMO_ITERATIONS
@@ -342,16 +285,16 @@ def run_demo(args: argparse.Namespace) -> int:
         iterations = args.iterations or DEMO_ITERATIONS
         t0 = step(3, f"training {TRAINER} on CPU, fold {fold}: {epochs} epochs x {iterations} steps "
                      f"(nnUNetv2_train)")
-        run_logged([nnunet_program("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, str(fold),
-                    "-tr", TRAINER, "-device", "cpu"], env, log_path, progress=TrainingProgress(epochs))
+        run_logged([nnunet_tool("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, str(fold),
+                    "-tr", TRAINER, "-device", "cpu"], env, log_path, show=TrainingProgress(epochs), append=True)
         done(t0)
 
         t0 = step(4, "predicting the held-out test cases (nnUNetv2_predict)")
         pred_dir = workdir / "predictions"
-        run_logged([nnunet_program("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(pred_dir),
+        run_logged([nnunet_tool("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(pred_dir),
                     "-d", str(DATASET_ID), "-c", CONFIGURATION, "-tr", TRAINER, "-f", str(fold),
                     "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
-                   env, log_path)
+                   env, log_path, append=True)
         done(t0)
 
         t0 = step(5, "Dice per class on the held-out cases")
@@ -380,7 +323,11 @@ def run_demo(args: argparse.Namespace) -> int:
             write_overlay(image, gts[case], preds[case], classes, overlay_dir / f"{case}.png",
                           title=f"{case}: ground truth vs Swin-UMamba prediction", scores=table[case])
         done(t0)
-    except DemoError as exc:
+    except CommandFailed as exc:
+        _say(f"ERROR: {exc.program} failed with exit code {exc.returncode}. Last lines of its output:\n"
+             + textwrap.indent(exc.tail(25), "    ") + f"\nFull log: {exc.log}")
+        return 1
+    except (DemoError, CommandError) as exc:
         _say(f"ERROR: {exc}")
         return 1
     except KeyboardInterrupt:
@@ -394,7 +341,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"  predicted label maps:  {pred_dir}")
     _say(f"  trained model:         {workdir / 'nnUNet_results' / DATASET_NAME}")
     _say(f"  full log:              {log_path}")
-    _say(f"Total time: {_fmt_seconds(time.perf_counter() - started)}")
+    _say(f"Total time: {format_seconds(time.perf_counter() - started)}")
     return 0
 
 

@@ -31,23 +31,21 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swin_umamba.commands.setup import NNUNET_DIR_VARS, trainers_dir
-
-STOP_ENV_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"  # read by swin_umamba.trainers.base
+from swin_umamba.commands.nnunet_runner import (STOP_ENV_VAR, CommandError, CommandFailed, format_seconds, log_tail,
+                                                nnunet_environment, nnunet_tool, run_logged)
+from swin_umamba.commands.setup import NNUNET_DIR_VARS
+from swin_umamba.evaluation.files import write_text_atomic
 PLANS = "nnUNetPlans"
 CONFIGURATION = "2d"
 FOLD = "all"
 STEPS = ("plan", "train", "predict", "evaluate")  # cells-to-instances belongs to "evaluate" for --restart-from
 TRAINERS = {"plain": "nnUNetTrainerSwinUMamba", "dagger": "nnUNetTrainerSwinUMambaD"}
 PUBLISHED_NAME = {"plain": "Swin-UMamba", "dagger": "Swin-UMamba†"}
-LOG_TAIL_LINES = 40
 
 
 class ReproduceError(Exception):
@@ -91,48 +89,12 @@ RECIPES = {
 # --------------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------------
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def nnunet_tool(name: str) -> str:
-    """The nnU-Net console script beside this interpreter (the same environment), else the one on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if not found:
-        raise ReproduceError(f"{name} not found next to {sys.executable} nor on PATH; install nnunetv2 2.8.x "
-                             f"in this environment")
-    return found
 
 
 def checkpoint_epoch(path: Path) -> int | None:
@@ -194,20 +156,6 @@ class Run:
     @property
     def logs(self) -> Path:
         return self.out / "logs"
-
-    def child_env(self, **extra: str) -> dict[str, str]:
-        """Our environment, with our trainers registered for nnU-Net and unbuffered child output."""
-        env = dict(os.environ)
-        ours = trainers_dir()
-        paths = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p.strip()]
-        if not any(Path(p).resolve() == ours for p in paths):
-            paths.insert(0, str(ours))
-        env["nnUNet_extTrainer"] = os.pathsep.join(paths)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        env.pop(STOP_ENV_VAR, None)
-        env.update(extra)
-        return env
 
     # state of the steps done so far -------------------------------------------------------------------
     def load_state(self) -> dict:
@@ -284,7 +232,7 @@ def trainer_facts(run: Run) -> tuple[str, bool]:
     known = state.get("trainer")
     if isinstance(known, dict) and known.get("name") == run.trainer:
         return known["network"], bool(known["imagenet"])
-    kind, imagenet = trainer_network(run.trainer, run.child_env())
+    kind, imagenet = trainer_network(run.trainer, nnunet_environment())
     if run.state_file.parent.is_dir():
         state["trainer"] = {"name": run.trainer, "network": kind, "imagenet": imagenet}
         run.save_state(state)
@@ -318,37 +266,21 @@ class Progress:
         print(f"      {message}", flush=True)
 
 
+def _show(verbose: bool):
+    """What run_logged prints of a step's output: everything with --verbose, else nnU-Net's epoch lines."""
+    if verbose:
+        return lambda line: line
+    return lambda line: f"      {line.rstrip()}" if _is_progress_line(line) else None
+
+
 def run_command(step: str, cmd: list[str], env: dict[str, str], log: Path, verbose: bool) -> float:
     """Run `cmd`, output to `log` (and the terminal with verbose); StepFailed unless it exits 0."""
-    log.parent.mkdir(parents=True, exist_ok=True)
     Progress.note(f"$ {shlex.join(cmd)}")
     Progress.note(f"log: {log}")
-    start = time.monotonic()
-    with open(log, "w") as stream:
-        stream.write(f"$ {shlex.join(cmd)}\n")
-        stream.flush()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", bufsize=1)
-        try:
-            for line in proc.stdout:
-                stream.write(line)
-                stream.flush()
-                if verbose:
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
-                elif _is_progress_line(line):
-                    Progress.note(line.rstrip())
-            returncode = proc.wait()
-        except BaseException:  # Ctrl-C: do not leave nnU-Net running
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise
-    elapsed = time.monotonic() - start
-    if returncode != 0:
-        raise StepFailed(step, returncode, log)
+    try:
+        elapsed = run_logged(cmd, env, log, show=_show(verbose))
+    except CommandFailed as exc:
+        raise StepFailed(step, exc.returncode, log) from exc
     Progress.note(f"done in {format_seconds(elapsed)}")
     return elapsed
 
@@ -390,15 +322,6 @@ def run_swin_umamba(step: str, argv: list[str], log: Path, verbose: bool) -> flo
         raise StepFailed(step, returncode, log)
     Progress.note(f"done in {format_seconds(elapsed)}")
     return elapsed
-
-
-def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = log.read_text(errors="replace").replace("\r", "\n")
-    except OSError:
-        return "(no log)"
-    kept = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(kept[-lines:])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -444,7 +367,7 @@ def step_plan(run: Run, progress: Progress, redo: bool) -> None:
     if run.num_processes is not None:
         workers = str(max(1, run.num_processes))
         cmd += ["-npfp", workers, "-np", workers]
-    run_command("plan", cmd, run.child_env(), run.logs / "1_plan.log", run.verbose)
+    run_command("plan", cmd, nnunet_environment(), run.logs / "1_plan.log", run.verbose)
 
 
 def step_train(run: Run, progress: Progress, redo: bool) -> Path:
@@ -469,7 +392,7 @@ def step_train(run: Run, progress: Progress, redo: bool) -> Path:
     if resume:
         cmd.append("--c")
     Progress.note(f"{STOP_ENV_VAR}={run.stop_after}")
-    run_command("train", cmd, run.child_env(**{STOP_ENV_VAR: str(run.stop_after)}), run.logs / "2_train.log",
+    run_command("train", cmd, nnunet_environment(**{STOP_ENV_VAR: str(run.stop_after)}), run.logs / "2_train.log",
                 run.verbose)
     checkpoint = usable_checkpoint(run)
     if checkpoint is None:
@@ -501,7 +424,7 @@ def step_predict(run: Run, progress: Progress, checkpoint: Path, stamp: dict, st
            "-chk", checkpoint.name, "--disable_tta", "-device", run.device, "--disable_progress_bar"]
     if run.num_processes is not None:  # 0: nnU-Net's sequential mode, no worker processes
         cmd += ["-npp", str(run.num_processes), "-nps", str(run.num_processes)]
-    run_command("predict", cmd, run.child_env(), run.logs / "3_predict.log", run.verbose)
+    run_command("predict", cmd, nnunet_environment(), run.logs / "3_predict.log", run.verbose)
     if not predictions_complete(run, cases, file_ending):
         raise ReproduceError(f"nnUNetv2_predict ended without writing every prediction into {run.predictions}")
     state["predict"] = stamp
@@ -684,7 +607,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print("Fix the cause and run the same command again: finished steps are skipped and training resumes.",
               file=sys.stderr)
         return 1
-    except ReproduceError as exc:
+    except (ReproduceError, CommandError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -700,7 +623,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 def print_dry_run(run: Run, cases: list[str], redo: dict[str, bool]) -> None:
     """The commands the run would execute (nothing is started)."""
-    env_line = f"{STOP_ENV_VAR}={run.stop_after} nnUNet_extTrainer={run.child_env()['nnUNet_extTrainer']}"
+    env_line = f"{STOP_ENV_VAR}={run.stop_after} nnUNet_extTrainer={nnunet_environment()['nnUNet_extTrainer']}"
     plan = ("skip" if not redo["plan"] and plans_ready(run) else "run")
     checkpoint = None if redo["train"] else usable_checkpoint(run)
     print(f"plan ({plan}): nnUNetv2_plan_and_preprocess -d {run.recipe.dataset_id} -c {CONFIGURATION} "

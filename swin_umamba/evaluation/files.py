@@ -1,7 +1,8 @@
-"""Reading masks, pairing ground truth with predictions, and writing the per-case CSV."""
+"""Reading masks, pairing ground truth with predictions, and writing the per-case CSV (atomically)."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import tempfile
@@ -130,19 +131,27 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write_csv_atomic(path: Path, columns: Sequence[str], rows: Sequence[dict]) -> None:
-    """Write rows to `path` through a temporary file in the same folder and os.replace."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` (folders created, newlines as given) through a temporary file in the same
+    folder and os.replace: readers see the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_cell(row[c]) for c in columns])
+            stream.write(text)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_csv_atomic(path: Path, columns: Sequence[str], rows: Sequence[dict]) -> None:
+    """The CSV of `rows` (a header of `columns`, then one line a row), written with write_text_atomic."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in columns])
+    write_text_atomic(path, buffer.getvalue())
