@@ -13,8 +13,11 @@ import sys
 # module path -> imported lazily so that `swin-umamba --help` stays fast
 COMMAND_MODULES = [
     "swin_umamba.commands.setup",
+    "swin_umamba.commands.demo",
     "swin_umamba.preprocessing.cli",
     "swin_umamba.evaluation.cli",
+    "swin_umamba.nnunet_plans.cli",
+    "swin_umamba.commands.reproduce",
 ]
 
 

@@ -1,0 +1,117 @@
+"""`swin-umamba plan`: nnU-Net plans (and optionally preprocessed data) sized for Swin-UMamba.
+
+nnUNetv2_plan_experiment -pl only finds planners inside nnunetv2's own package,
+so this command runs SwinUMambaPlanner itself. The plans it writes are ordinary
+nnU-Net plans: pass their name with -p to nnUNetv2_train / nnUNetv2_predict.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from swin_umamba.nnunet_plans.memory_model import NETWORKS
+
+DESCRIPTION = (
+    "Plan the 2D configuration of an nnU-Net dataset for Swin-UMamba: nnU-Net's spacing, normalisation and "
+    "resampling; the patch size rounded to multiples of 32; the batch size from a memory model of the network "
+    "for the given GPU memory target. Extracts the dataset fingerprint first when it is missing. Then train with "
+    "nnUNetv2_train DATASET 2d FOLD -p PLANS -tr nnUNetTrainerSwinUMamba."
+)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("plan", help="nnU-Net plans for Swin-UMamba (2D, patch multiple of 32, batch from "
+                                           "a memory model)", description=DESCRIPTION)
+    p.add_argument("-d", "--dataset", required=True,
+                   help="dataset id or name in $nnUNet_raw, e.g. 702 or Dataset702_AbdomenMR")
+    p.add_argument("--network", choices=sorted(NETWORKS), default="swinumamba",
+                   help="network whose memory model sizes the batch: swinumamba (nnUNetTrainerSwinUMamba*) or "
+                        "swinumambaD (nnUNetTrainerSwinUMambaD*); default swinumamba")
+    p.add_argument("--gpu-memory-target-gb", type=float, default=None,
+                   help="GPU memory (GiB) one training process may use; default 8, as nnU-Net's planner")
+    p.add_argument("--plans-name", default=None,
+                   help="plans identifier to write and later pass with -p; default nnUNetPlansSwinUMamba "
+                        "(nnUNetPlansSwinUMambaD for --network swinumambaD)")
+    p.add_argument("--memory-model", default=None,
+                   help="memory model JSON (default: the one shipped beside the planner); "
+                        "see benchmarks/measure_memory.py")
+    p.add_argument("--preprocess", action="store_true",
+                   help="also run nnU-Net's preprocessing of the 2d configuration with these plans")
+    p.add_argument("-np", type=int, default=None, dest="num_processes",
+                   help="processes for preprocessing (default: nnU-Net's default_num_processes)")
+    p.add_argument("-npfp", type=int, default=None, dest="num_processes_fingerprint",
+                   help="processes for fingerprint extraction when it is needed (default: nnU-Net's)")
+    p.add_argument("--clean-fingerprint", action="store_true",
+                   help="extract the dataset fingerprint again even if one exists")
+    p.add_argument("--verify-dataset-integrity", action="store_true",
+                   help="run nnU-Net's integrity check before extracting the fingerprint")
+    p.set_defaults(func=run)
+
+
+def _dataset_id(text: str):
+    return int(text) if text.isdigit() else text
+
+
+def run(args: argparse.Namespace) -> int:
+    from swin_umamba.nnunet_plans.memory_model import MemoryModelError, load_memory_model
+    from swin_umamba.nnunet_plans.planner import DEFAULT_GPU_MEMORY_TARGET_GB, default_plans_name
+
+    missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed") if not os.environ.get(v)]
+    if missing:
+        print(f"error: set {' and '.join(missing)} (nnU-Net's data folders) first", file=sys.stderr)
+        return 2
+    target = args.gpu_memory_target_gb if args.gpu_memory_target_gb is not None else DEFAULT_GPU_MEMORY_TARGET_GB
+    if target <= 0:
+        print("error: --gpu-memory-target-gb must be positive", file=sys.stderr)
+        return 2
+    try:
+        memory_model = load_memory_model(args.memory_model)
+        memory_model.network(args.network)
+    except MemoryModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    from batchgenerators.utilities.file_and_folder_operations import isfile, join
+    from nnunetv2.configuration import default_num_processes
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    from swin_umamba.nnunet_plans.planner import SwinUMambaPlanner, explain
+
+    try:
+        dataset_name = maybe_convert_to_dataset_name(_dataset_id(args.dataset))
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    dataset_id = int(dataset_name[len("Dataset"):len("Dataset") + 3])
+
+    fingerprint = join(nnUNet_preprocessed, dataset_name, "dataset_fingerprint.json")
+    if args.clean_fingerprint or not isfile(fingerprint):
+        print(f"Extracting the dataset fingerprint of {dataset_name} (nnU-Net's DatasetFingerprintExtractor)")
+        extract_fingerprint_dataset(dataset_id, num_processes=args.num_processes_fingerprint or default_num_processes,
+                                    check_dataset_integrity=args.verify_dataset_integrity, clean=True, verbose=False)
+    else:
+        print(f"Using the existing fingerprint {fingerprint}")
+
+    plans_name = args.plans_name or default_plans_name(args.network)
+    planner = SwinUMambaPlanner(dataset_id, gpu_memory_target_in_gb=target, plans_name=plans_name,
+                                network=args.network, memory_model=memory_model)
+    planner.plan_experiment()
+    print()
+    print(explain(planner.report))
+    print(f"  plans: {join(nnUNet_preprocessed, dataset_name, plans_name + '.json')}")
+
+    if args.preprocess:
+        print()
+        preprocess_dataset(dataset_id, plans_name, configurations=["2d"],
+                           num_processes=[args.num_processes or default_num_processes], verbose=False)
+    trainer = "nnUNetTrainerSwinUMamba" + ("D" if args.network == "swinumambaD" else "")
+    print()
+    if not args.preprocess:
+        print(f"Next: nnUNetv2_preprocess -d {dataset_id} -plans_name {plans_name} -c 2d "
+              f"(or rerun with --preprocess)")
+    print(f"Train: nnUNetv2_train {dataset_id} 2d FOLD -p {plans_name} -tr {trainer}")
+    print(f"Predict: nnUNetv2_predict -i IN -o OUT -d {dataset_id} -c 2d -p {plans_name} -tr {trainer}")
+    return 0

@@ -1,0 +1,273 @@
+"""The Swin-UMamba planner: patch and batch rules, the memory model, and plans that nnU-Net's own CLIs use.
+
+The end-to-end part builds a tiny synthetic 2D PNG dataset in a temporary
+nnUNet_raw, runs `swin-umamba plan --preprocess`, compares with nnU-Net's default
+planner, then trains (a few tiny epochs) and predicts with the stock
+nnUNetv2_train / nnUNetv2_predict using `-p nnUNetPlansSwinUMamba`. SwinUMambaD
+(`--network swinumambaD`, plans nnUNetPlansSwinUMambaD) is planned in `compared`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swin_umamba.nnunet_plans.memory_model import (
+    DEFAULT_MODEL_PATH, GIB, NETWORKS, MemoryModelError, load_memory_model, parse_memory_model)
+from swin_umamba.nnunet_plans.planner import round_patch_to_stride, shrink_patch
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_TRAINERS = REPO / "tests" / "nnunet_trainers"
+DATASET_ID = 991
+DATASET = f"Dataset{DATASET_ID}_SwinPlanTest"
+PLANS = "nnUNetPlansSwinUMamba"
+TRAINER = "nnUNetTrainerSwinUMambaScratch_tiny"  # tests/nnunet_trainers: one epoch of one iteration
+
+
+# --- rules and the memory model (no nnU-Net run) -----------------------------------------------------------------
+
+def test_round_patch_to_stride():
+    assert round_patch_to_stride([80, 112], [73, 104]) == [96, 128]  # ties go up, within the median's cover
+    assert round_patch_to_stride([272, 208], [270, 205]) == [288, 224]  # nearest multiple, up
+    assert round_patch_to_stride([256, 200], [300, 300]) == [256, 192]  # nearest multiple, down
+    assert round_patch_to_stride([16, 48], [10, 40]) == [32, 64]  # at least one stride
+    assert round_patch_to_stride([112, 112], [70, 120]) == [96, 128]  # never beyond ceil(median / 32) * 32
+
+
+def test_shrink_patch_reduces_side_largest_relative_to_median():
+    assert shrink_patch([256, 256], [200, 400]) == [224, 256]
+    assert shrink_patch([32, 64], [50, 50]) == [32, 32]
+    assert shrink_patch([32, 32], [50, 50]) is None
+
+
+def test_shipped_memory_model_is_valid_and_documented():
+    raw = json.loads(DEFAULT_MODEL_PATH.read_text())
+    model = load_memory_model()
+    assert set(NETWORKS) <= set(model.networks)
+    assert raw["provenance"]["method"] and raw["provenance"]["device"]
+    if model.provisional:
+        assert "PROVISIONAL" in raw["provenance"]["method"]
+    for name in NETWORKS:
+        net = model.network(name)
+        assert net.fixed_bytes > 0 and net.per_pixel_bytes > 0 and net.reserved_over_allocated >= 1
+
+
+def test_max_batch_size_follows_the_model():
+    model = parse_memory_model({
+        "provenance": {"method": "test", "device": "none"}, "provisional": True, "cuda_context_bytes": 0.5 * GIB,
+        "networks": {"swinumamba": {"fixed_bytes": GIB, "per_pixel_bytes": 10_000, "per_pixel_per_class_bytes": 100,
+                                    "reserved_over_allocated": 1.0}}})
+    patch, classes = [256, 256], 5
+    per_sample = 256 * 256 * (10_000 + 100 * classes)
+    assert model.max_batch_size("swinumamba", patch, classes, 8 * GIB) == int((6.5 * GIB) // per_sample)
+    assert model.max_batch_size("swinumamba", patch, classes, 1.2 * GIB) == 0
+    sizes = [model.max_batch_size("swinumamba", patch, classes, t * GIB) for t in (4, 8, 16, 40)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    with pytest.raises(MemoryModelError):
+        model.network("swinumambaD")
+    with pytest.raises(MemoryModelError):
+        parse_memory_model({"networks": {"x": {"fixed_bytes": 1, "per_pixel_bytes": 1}}})  # no provenance
+
+
+def _measure_memory_module():
+    spec = importlib.util.spec_from_file_location("measure_memory", REPO / "benchmarks" / "measure_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_measure_memory_fit_recovers_constants():
+    fit = _measure_memory_module().fit
+    points = []
+    for c in (2, 16):
+        for b in (1, 2, 4):
+            for s in (128, 256):
+                points.append({"batch_size": b, "patch_size": [s, s], "num_classes": c,
+                               "allocated_bytes": 7e8 + b * s * s * (5000 + 30 * c)})
+    result = fit(points)
+    assert result["fixed_bytes"] == pytest.approx(7e8, rel=1e-6)
+    assert result["per_pixel_bytes"] == pytest.approx(5000, rel=1e-6)
+    assert result["per_pixel_per_class_bytes"] == pytest.approx(30, rel=1e-4)
+    assert result["max_relative_error"] < 1e-6
+
+
+# --- end to end through nnU-Net ------------------------------------------------------------------------------------
+
+def _write_dataset(raw: Path) -> dict:
+    """Synthetic 2D PNG dataset: a bright disc (label 1) and a dark square (label 2) on noise."""
+    from PIL import Image
+
+    folder = raw / DATASET
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (folder / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    shapes = {}
+
+    def case(name: str, h: int, w: int, split: str):
+        yy, xx = np.mgrid[:h, :w]
+        cy, cx = rng.integers(10, h - 10), rng.integers(10, w - 10)
+        seg = np.zeros((h, w), np.uint8)
+        seg[(yy - cy) ** 2 + (xx - cx) ** 2 < 64] = 1
+        sy, sx = rng.integers(0, h - 10), rng.integers(0, w - 10)
+        seg[sy:sy + 10, sx:sx + 10] = 2
+        img = rng.normal(100, 10, (h, w))
+        img[seg == 1] += 80
+        img[seg == 2] -= 60
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"images{split}" / f"{name}_0000.png")
+        if split == "Tr":
+            Image.fromarray(seg).save(folder / "labelsTr" / f"{name}.png")
+        shapes[name] = (h, w)
+
+    # median 36 x 52: nnU-Net's U-Net patch is 40 x 56, ours 32 x 64 (one side rounds down, one up).
+    # Five cases: each fold validates a single case, which keeps the final validation short.
+    for i in range(5):
+        case(f"case{i:02d}", 34 + 2 * (i % 3), 50 + 2 * (i % 3), "Tr")
+    for i in range(2):
+        case(f"test{i:02d}", 35 + 2 * i, 51 + 2 * i, "Ts")
+    (folder / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "synthetic"}, "labels": {"background": 0, "disc": 1, "square": 2},
+        "numTraining": 5, "file_ending": ".png"}))
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    if shutil.which("nnUNetv2_train") is None or shutil.which("swin-umamba") is None:
+        pytest.skip("nnU-Net / swin-umamba console scripts not on PATH")
+    root = tmp_path_factory.mktemp("planner")
+    dirs = {k: root / k for k in ("raw", "preprocessed", "results")}
+    for d in dirs.values():
+        d.mkdir()
+    shapes = _write_dataset(dirs["raw"])
+    trainers_dir = subprocess.run(["swin-umamba", "trainers-dir"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    env = dict(os.environ, nnUNet_raw=str(dirs["raw"]), nnUNet_preprocessed=str(dirs["preprocessed"]),
+               nnUNet_results=str(dirs["results"]), nnUNet_extTrainer=trainers_dir + os.pathsep + str(TEST_TRAINERS),
+               nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1", nnUNet_compile="false", PYTHONWARNINGS="ignore")
+    return {"root": root, "env": env, "shapes": shapes, **dirs}
+
+
+def _run(cmd: list[str], env: dict, timeout: int = 300) -> str:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def planned(workspace):
+    out = _run(["swin-umamba", "plan", "-d", str(DATASET_ID), "--preprocess", "-np", "1", "-npfp", "1"],
+               workspace["env"])
+    plans = json.loads((workspace["preprocessed"] / DATASET / f"{PLANS}.json").read_text())
+    return {"stdout": out, "plans": plans}
+
+
+# Runs in a subprocess with the workspace's nnU-Net folders (nnunetv2.paths is read at import).
+_COMPARE = textwrap.dedent("""
+    import json, sys
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+    from swin_umamba.nnunet_plans.planner import SwinUMambaPlanner
+    out = {"default": ExperimentPlanner(%(d)d).plan_experiment()}
+    p = SwinUMambaPlanner(%(d)d, network="swinumambaD")  # default target 8 GiB, plans nnUNetPlansSwinUMambaD
+    out["D"] = {"plans": p.plan_experiment(), "report": p.report, "plans_name": p.plans_identifier}
+    for target in (2.0, 4.0, 40.0):
+        p = SwinUMambaPlanner(%(d)d, gpu_memory_target_in_gb=target, plans_name="nnUNetPlansSwinUMamba_t%%g" %% target)
+        p.max_dataset_covered = 1e9  # the dataset is tiny: lift the 5%% cap to see the memory model at work
+        p.plan_experiment()
+        out[str(target)] = p.report
+    print("RESULT" + json.dumps(out, default=str))
+""")
+
+
+@pytest.fixture(scope="module")
+def compared(workspace, planned):
+    # nnU-Net's default planner sets torch's thread count to nnUNet_n_proc_DA, which must not be 0 there
+    env = dict(workspace["env"], nnUNet_n_proc_DA="1")
+    out = _run([sys.executable, "-c", _COMPARE % {"d": DATASET_ID}], env)
+    return json.loads(out.split("RESULT", 1)[1])
+
+
+def test_plan_patch_is_multiple_of_32_close_to_nnunet(planned):
+    config = planned["plans"]["configurations"]["2d"]
+    info = config["swin_umamba_planning"]
+    assert set(planned["plans"]["configurations"]) == {"2d"}, "3D configurations must not be planned"
+    patch, nnunet_patch, median = config["patch_size"], info["nnunet_patch_size"], info["median_image_size_in_voxels"]
+    assert all(p % 32 == 0 for p in patch)
+    assert all(abs(p - q) <= 16 for p, q in zip(patch, nnunet_patch)), (patch, nnunet_patch)
+    assert (nnunet_patch, patch) == ([40, 56], [32, 64])  # this dataset: one side rounds down, one up
+    assert all(p <= math.ceil(m / 32) * 32 for p, m in zip(patch, median))
+    assert config["data_identifier"] == f"{PLANS}_2d"
+    # the tiny dataset: 5% of its voxels is below one patch, so nnU-Net's minimum batch of 2 applies
+    assert info["batch_size_5_percent_cap"] < 2 and config["batch_size"] == 2
+    assert "patch size" in planned["stdout"] and "batch size" in planned["stdout"] and "memory model" in \
+        planned["stdout"]
+
+
+def test_plan_keeps_nnunet_data_decisions(planned, compared):
+    ours, default = planned["plans"], compared["default"]
+    for key in ("transpose_forward", "transpose_backward", "original_median_spacing_after_transp",
+                "foreground_intensity_properties_per_channel", "image_reader_writer"):
+        assert ours[key] == default[key], key
+    c_ours, c_default = ours["configurations"]["2d"], default["configurations"]["2d"]
+    for key in ("spacing", "normalization_schemes", "use_mask_for_norm", "resampling_fn_data",
+                "resampling_fn_data_kwargs", "resampling_fn_seg", "resampling_fn_seg_kwargs",
+                "resampling_fn_probabilities", "resampling_fn_probabilities_kwargs", "batch_dice",
+                "preprocessor_name"):
+        assert np.all(np.asarray(c_ours[key], dtype=object) == np.asarray(c_default[key], dtype=object)), key
+    assert list(c_default["patch_size"]) == c_ours["swin_umamba_planning"]["nnunet_patch_size"]
+
+
+def test_networks_and_default_plans_names(planned, compared):
+    ours = planned["plans"]["configurations"]["2d"]
+    assert planned["plans"]["plans_name"] == "nnUNetPlansSwinUMamba"
+    assert ours["swin_umamba_planning"]["network"] == "swinumamba"
+    assert ours["swin_umamba_planning"]["gpu_memory_target_gb"] == 8.0
+    assert ours["architecture"]["network_class_name"] == "swin_umamba.nets.SwinUMamba"
+    d = compared["D"]
+    assert d["plans_name"] == "nnUNetPlansSwinUMambaD" and d["report"]["network"] == "swinumambaD"
+    d_config = d["plans"]["configurations"]["2d"]
+    assert d_config["architecture"]["network_class_name"] == "swin_umamba.nets.SwinUMambaD"
+    assert d_config["patch_size"] == ours["patch_size"] and d_config["data_identifier"] == "nnUNetPlansSwinUMambaD_2d"
+
+
+def test_batch_size_comes_from_the_memory_model(compared):
+    model = load_memory_model()
+    batches = {}
+    for target in ("2.0", "4.0", "40.0"):
+        report = compared[target]
+        expected = model.max_batch_size(report["network"], report["patch_size"], report["num_segmentation_heads"],
+                                        float(target) * GIB)
+        assert report["batch_size_memory_allows"] == expected
+        assert report["batch_size"] == max(expected, 2)
+        batches[target] = report["batch_size"]
+    assert batches["4.0"] < batches["40.0"]
+    assert batches["2.0"] <= batches["4.0"]
+
+
+def test_stock_train_and_predict_with_our_plans(workspace, planned):
+    env = workspace["env"]
+    _run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-p", PLANS, "-tr", TRAINER, "-device", "cpu"], env,
+         timeout=600)
+    model_dir = workspace["results"] / DATASET / f"{TRAINER}__{PLANS}__2d"
+    assert (model_dir / "fold_0" / "checkpoint_final.pth").is_file()
+    trained_plans = json.loads((model_dir / "plans.json").read_text())
+    assert trained_plans["configurations"]["2d"]["patch_size"] == planned["plans"]["configurations"]["2d"]["patch_size"]
+
+    out_dir = workspace["root"] / "predictions"
+    _run(["nnUNetv2_predict", "-i", str(workspace["raw"] / DATASET / "imagesTs"), "-o", str(out_dir),
+          "-d", str(DATASET_ID), "-c", "2d", "-f", "0", "-p", PLANS, "-tr", TRAINER, "-device", "cpu",
+          "--disable_tta", "-npp", "1", "-nps", "1"], env, timeout=600)
+    from PIL import Image
+
+    for name in ("test00", "test01"):
+        seg = np.asarray(Image.open(out_dir / f"{name}.png"))
+        assert seg.shape == workspace["shapes"][name]
+        assert set(np.unique(seg)) <= {0, 1, 2}
