@@ -12,7 +12,6 @@ import importlib.util
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from swin_umamba.commands.setup import trainers_dir as swin_umamba_trainers_dir
 from swin_umamba.nnunet_plans.memory_model import (
     DEFAULT_MODEL_PATH, GIB, NETWORKS, MemoryModelError, load_memory_model, parse_memory_model)
 from swin_umamba.nnunet_plans.planner import round_patch_to_stride, shrink_patch
@@ -141,18 +141,19 @@ def _write_dataset(raw: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    if shutil.which("nnUNetv2_train") is None or shutil.which("swin-umamba") is None:
-        pytest.skip("nnU-Net / swin-umamba console scripts not on PATH")
     root = tmp_path_factory.mktemp("planner")
     dirs = {k: root / k for k in ("raw", "preprocessed", "results")}
     for d in dirs.values():
         d.mkdir()
     shapes = _write_dataset(dirs["raw"])
-    trainers_dir = subprocess.run(["swin-umamba", "trainers-dir"], capture_output=True, text=True,
-                                  check=True).stdout.strip()
+    trainers_dir = str(swin_umamba_trainers_dir())
     env = dict(os.environ, nnUNet_raw=str(dirs["raw"]), nnUNet_preprocessed=str(dirs["preprocessed"]),
                nnUNet_results=str(dirs["results"]), nnUNet_extTrainer=trainers_dir + os.pathsep + str(TEST_TRAINERS),
                nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1", nnUNet_compile="false", PYTHONWARNINGS="ignore")
+    # this environment's console scripts, also when the venv is not activated
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    # the console scripts of this environment, also when the venv is not activated
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return {"root": root, "env": env, "shapes": shapes, **dirs}
 
 
