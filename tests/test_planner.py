@@ -153,7 +153,6 @@ def workspace(tmp_path_factory):
     # this environment's console scripts, also when the venv is not activated
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     # the console scripts of this environment, also when the venv is not activated
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return {"root": root, "env": env, "shapes": shapes, **dirs}
 
 
