@@ -152,7 +152,6 @@ def workspace(tmp_path_factory):
                nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1", nnUNet_compile="false", PYTHONWARNINGS="ignore")
     # this environment's console scripts, also when the venv is not activated
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    # the console scripts of this environment, also when the venv is not activated
     return {"root": root, "env": env, "shapes": shapes, **dirs}
 
 
