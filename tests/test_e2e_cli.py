@@ -92,10 +92,10 @@ def test_find_best_configuration(ws):
 
 def test_predict_nifti_with_all_folds_and_ensemble(ws):
     images = ws.raw / DEMO.name / "imagesTs"
-    for name, folds in (("pred_f01234", ["0", "1", "2", "3", "4"]), ("pred_f0", ["0"]), ("pred_f1", ["1"])):
+    for name, folds in (("pred_f01234", ["0", "1", "2", "3", "4"]), ("pred_f0", ["0"])):
         ws.run("nnUNetv2_predict", "-i", str(images), "-o", str(ws.root / name), "-d", "990", "-c", "2d",
                "-tr", TINY, "-f", *folds, "-device", "cpu", "--save_probabilities", "-npp", "1", "-nps", "1")
-    ws.run("nnUNetv2_ensemble", "-i", str(ws.root / "pred_f0"), str(ws.root / "pred_f1"),
+    ws.run("nnUNetv2_ensemble", "-i", str(ws.root / "pred_f01234"), str(ws.root / "pred_f0"),
            "-o", str(ws.root / "ensemble"), "-np", "1")
     for case in sorted(images.glob("*_0000.nii.gz")):
         name = case.name.replace("_0000", "")
@@ -104,10 +104,10 @@ def test_predict_nifti_with_all_folds_and_ensemble(ws):
             pred = _load(ws.root / folder / name)
             assert pred.shape == reference.shape
             assert set(np.unique(pred)) <= {0, 1, 2, 3, 4}
-        # the ensemble is the argmax of the mean of the two folds' probabilities
-        p0 = np.load(ws.root / "pred_f0" / name.replace(".nii.gz", ".npz"))["probabilities"]
-        p1 = np.load(ws.root / "pred_f1" / name.replace(".nii.gz", ".npz"))["probabilities"]
-        expected = ((p0 + p1) / 2).argmax(0)
+        # the ensemble is the argmax of the mean of the two predictions' probabilities
+        p_all = np.load(ws.root / "pred_f01234" / name.replace(".nii.gz", ".npz"))["probabilities"]
+        p_0 = np.load(ws.root / "pred_f0" / name.replace(".nii.gz", ".npz"))["probabilities"]
+        expected = ((p_all + p_0) / 2).argmax(0)
         agreement = (_load(ws.root / "ensemble" / name).reshape(expected.shape) == expected).mean()
         assert agreement > 0.999
 
@@ -161,18 +161,22 @@ def test_pretrained_weights_replace_imagenet(ws):
     assert torch.equal(first_epoch[key], given[key])
 
 
-def test_prediction_does_not_need_the_imagenet_file(ws):
-    image_dir = ws.root / "one_case"
-    image_dir.mkdir()
+def test_prediction_does_not_need_the_imagenet_file(ws, monkeypatch):
+    """Same probabilities with and without the ImageNet file (predictor in-process: no second start-up)."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(key, ws.env[key])
     case = sorted((ws.raw / DEMO.name / "imagesTs").glob("*.nii.gz"))[0]
-    shutil.copy(case, image_dir / case.name)
     outputs = []
-    for label, value in (("with", str(ws.root / "vmamba_tiny_e292.pth")), ("without", str(ws.root / "missing.pth"))):
-        out = ws.root / f"pred_{label}_imagenet"
-        ws.run("nnUNetv2_predict", "-i", str(image_dir), "-o", str(out), "-d", "990", "-c", "2d",
-               "-tr", SHORT_PRETRAINED, "-f", "0", "-device", "cpu", "--save_probabilities", "-npp", "1", "-nps", "1",
-               env={"SWIN_UMAMBA_PRETRAINED": value})
-        outputs.append(np.load(next(out.glob("*.npz")))["probabilities"])
+    for weights in (ws.root / "vmamba_tiny_e292.pth", ws.root / "missing.pth"):
+        monkeypatch.setenv("SWIN_UMAMBA_PRETRAINED", str(weights))
+        predictor = nnUNetPredictor(device=torch.device("cpu"), use_mirroring=False, verbose=False)
+        predictor.initialize_from_trained_model_folder(str(ws.model_dir(SHORT_PRETRAINED)), use_folds=(0,))
+        _, probabilities = predictor.predict_from_files_sequential(
+            [[str(case)]], None, save_probabilities=True, overwrite=True, folder_with_segs_from_prev_stage=None
+        )[0]
+        outputs.append(probabilities)
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
