@@ -1,0 +1,362 @@
+"""Whole-network benchmark: SwinUMamba / SwinUMambaD vs their scan-free floor vs nnU-Net's PlainConvUNet.
+
+    python benchmarks/bench_network.py --threads 2 [--sizes 256,512] [--repeats 5] [--warmup 1]
+
+Variants of each measurement (1 input channel, --classes output classes, batch 1 unless stated):
+
+``scan``   the network as shipped (selective scan = swin_umamba.ops.selective_scan).
+``floor``  the same network with ``swin_umamba.nets.vmamba.selective_scan`` replaced by
+           :func:`floor_scan`, a near-zero-cost stand-in (y = u * D; backward gives every input
+           a gradient, zeros for delta, A, B, C and delta_bias, so backward still reaches the
+           producers of all of them): what everything except the scan costs.
+``plain``  nnU-Net's PlainConvUNet as nnU-Net's default planner configures it for a 2D patch
+           of the same size (:func:`plain_conv_unet_kwargs`).
+
+Modes: ``fwd`` is inference (eval mode, torch.no_grad, deep supervision off, as nnU-Net's
+predictor runs it); ``fwdbwd`` is a training step without the optimizer (train mode, deep
+supervision on as in training, loss = sum of the means of all outputs, backward, gradients
+reset to None before each call).
+
+Every measurement runs in a fresh subprocess: build the network and the input, reset the
+RSS high-water mark, run the call once (its peak RSS growth is the memory figure; it doubles
+as the first warm-up), then ``warmup`` more untimed calls and ``repeats`` timed ones (median).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import timing  # noqa: E402
+
+NETWORKS = ("SwinUMamba", "SwinUMambaD")
+IN_CHANNELS = 1
+
+
+# the floor stand-in -------------------------------------------------------------------------------------
+class _FloorScan(torch.autograd.Function):
+    """y = u * D[:, None] in float32; backward gives u and D their true gradients and every other
+    input a zero gradient of its own shape, so backward still runs through every producer of
+    the scan's inputs (in_proj, conv2d, x_proj, dt_proj, A_logs, ...)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, delta_bias):
+        ctx.save_for_backward(u, D)
+        ctx.shapes = [None if t is None else (t.shape, t.dtype) for t in (delta, A, B, C, delta_bias)]
+        return u.float() * D.float()[:, None] if D is not None else u.float().clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, D = ctx.saved_tensors
+        du = grad * D.float()[:, None] if D is not None else grad.clone()
+        dD = (grad * u.float()).sum((0, 2)) if D is not None and ctx.needs_input_grad[5] else None
+        zeros = [None if s is None or not need else torch.zeros(s[0], dtype=s[1])
+                 for s, need in zip(ctx.shapes, [ctx.needs_input_grad[i] for i in (1, 2, 3, 4, 6)])]
+        d_delta, dA, dB, dC, d_bias = zeros
+        return du, d_delta, dA, dB, dC, dD, d_bias
+
+
+def floor_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False, return_last_state=False):
+    """Stand-in for selective_scan with its signature: float32 (batch, KD, L) = u * D.
+
+    One pass over (batch, KD, L) forward; backward computes the true gradients of u and D
+    and zero gradients for delta, A, B, C and delta_bias (see :class:`_FloorScan`). What
+    remains of a network's time with this in place is what everything but the scan costs."""
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f"u and delta must be (batch, KD, L), got {tuple(u.shape)} and {tuple(delta.shape)}")
+    y = _FloorScan.apply(u, delta, A, B, C, D, delta_bias)
+    if return_last_state:
+        return y, u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
+    return y
+
+
+@contextlib.contextmanager
+def floor_installed():
+    """Within the block, every SS2D of swin_umamba.nets calls floor_scan instead of the scan."""
+    import swin_umamba.nets.vmamba as vmamba
+
+    saved = vmamba.selective_scan
+    vmamba.selective_scan = floor_scan
+    try:
+        yield
+    finally:
+        vmamba.selective_scan = saved
+
+
+# nnU-Net's default 2D network -------------------------------------------------------------------------
+def plain_conv_unet_kwargs(patch) -> dict:
+    """PlainConvUNet arguments as nnU-Net's default ExperimentPlanner chooses them for a 2D patch
+    (spacing (1, 1), min feature map edge 4, features min(32 * 2**i, 512), 2 convs per stage,
+    conv bias, InstanceNorm2d(affine), LeakyReLU), from nnU-Net's own topology function."""
+    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+    from torch import nn
+
+    _, strides, kernels, planned_patch, _ = get_pool_and_conv_props((1, 1), tuple(patch), 4, 999999)
+    if list(planned_patch) != list(patch):
+        raise ValueError(f"nnU-Net's topology needs patch {list(planned_patch)} instead of {list(patch)}")
+    n_stages = len(strides)
+    return {
+        "n_stages": n_stages,
+        "features_per_stage": tuple(min(32 * 2**i, 512) for i in range(n_stages)),
+        "conv_op": nn.Conv2d,
+        "kernel_sizes": kernels,
+        "strides": strides,
+        "n_conv_per_stage": (2,) * n_stages,
+        "n_conv_per_stage_decoder": (2,) * (n_stages - 1),
+        "conv_bias": True,
+        "norm_op": nn.InstanceNorm2d,
+        "norm_op_kwargs": {"eps": 1e-5, "affine": True},
+        "dropout_op": None,
+        "dropout_op_kwargs": None,
+        "nonlin": nn.LeakyReLU,
+        "nonlin_kwargs": {"inplace": True},
+    }
+
+
+def build_network(name: str, patch, num_classes: int, deep_supervision: bool):
+    if name == "PlainConvUNet":
+        from dynamic_network_architectures.architectures.unet import PlainConvUNet
+        from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+
+        net = PlainConvUNet(IN_CHANNELS, num_classes=num_classes, deep_supervision=deep_supervision,
+                            **plain_conv_unet_kwargs(patch))
+        net.apply(InitWeights_He(1e-2))
+        return net
+    import swin_umamba.nets as nets
+
+    return getattr(nets, name)(IN_CHANNELS, num_classes, deep_supervision=deep_supervision)
+
+
+# one measurement (in this process) --------------------------------------------------------------------
+def measure(network: str, variant: str, size: int, mode: str, batch: int = 1, threads: int = 2,
+            warmup: int = 1, repeats: int = 5, num_classes: int = 4, seed: int = 0) -> dict:
+    """Time and memory of one (network, variant, size, mode, batch) in this process.
+
+    ``network`` is SwinUMamba / SwinUMambaD (variant ``scan`` or ``floor``) or PlainConvUNet
+    (variant ``plain``). repeats=0 measures the memory only."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    if mode not in ("fwd", "fwdbwd"):
+        raise ValueError(f"mode {mode!r}: expected fwd or fwdbwd")
+    if (network == "PlainConvUNet") != (variant == "plain"):
+        raise ValueError(f"variant {variant!r} does not apply to {network}")
+    backward = mode == "fwdbwd"
+    if variant == "scan":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from swin_umamba.ops import selective_scan_backend
+
+            backend = selective_scan_backend("cpu")  # builds/loads the CPU kernel outside the timing
+    else:
+        backend = "floor stand-in" if variant == "floor" else "none"
+    net = build_network(network, (size, size), num_classes, deep_supervision=backward)
+    net.train(backward)
+    x = torch.randn(batch, IN_CHANNELS, size, size)
+
+    def call():
+        if backward:
+            net.zero_grad(set_to_none=True)
+            out = net(x)
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            sum(o.float().mean() for o in outs).backward()
+        else:
+            with torch.no_grad():
+                net(x)
+
+    scope = floor_installed() if variant == "floor" else contextlib.nullcontext()
+    with scope:
+        with timing.PeakRSS() as mem:
+            call()
+        timed = timing.time_calls(call, warmup, repeats) if repeats > 0 else {}
+    return {"network": network, "variant": variant, "size": size, "mode": mode, "batch": batch,
+            "threads": torch.get_num_threads(), "classes": num_classes, "scan_backend": backend,
+            "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
+            "peak_rss_mb": mem.mb, "memory_method": mem.method,
+            "wall_s": timed.get("wall_s"), "cpu_s": timed.get("cpu_s"), "walls_s": timed.get("walls_s"),
+            "warmup": warmup, "repeats": repeats}
+
+
+def measure_in_subprocess(network, variant, size, mode, batch=1, threads=2, warmup=1, repeats=5,
+                          num_classes=4, timeout=None) -> dict:
+    """:func:`measure` in a fresh Python process (clean allocator and RSS for the memory figure)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--network", network, "--variant", variant,
+           "--sizes", str(size), "--mode", mode, "--batch", str(batch), "--threads", str(threads),
+           "--warmup", str(warmup), "--repeats", str(repeats), "--classes", str(num_classes)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(lines[-1])
+    result["process_s"] = time.perf_counter() - t0
+    return result
+
+
+def plan(sizes, memory_batch: int = 2):
+    """The measurements of the network section: (network, variant, size, mode, batch, timed)."""
+    jobs = []
+    for size in sizes:
+        for mode in ("fwd", "fwdbwd"):
+            for network in NETWORKS:
+                for variant in ("scan", "floor"):
+                    jobs.append((network, variant, size, mode, 1, True))
+            jobs.append(("PlainConvUNet", "plain", size, mode, 1, True))
+        if memory_batch and memory_batch != 1:
+            for network in NETWORKS:
+                for variant in ("scan", "floor"):
+                    jobs.append((network, variant, size, "fwdbwd", memory_batch, False))
+            jobs.append(("PlainConvUNet", "plain", size, "fwdbwd", memory_batch, False))
+    return jobs
+
+
+def run_suite(sizes, threads=2, warmup=1, repeats=5, memory_batch=2, num_classes=4, repeats_large=None,
+              log=print) -> list[dict]:
+    """Every measurement of :func:`plan`, each in its own process. ``repeats_large`` (default
+    ``repeats``) applies to patches larger than 256x256."""
+    results = []
+    for network, variant, size, mode, batch, timed in plan(sizes, memory_batch):
+        reps = (repeats if size <= 256 or repeats_large is None else repeats_large) if timed else 0
+        res = measure_in_subprocess(network, variant, size, mode, batch, threads, warmup if timed else 0, reps,
+                                    num_classes)
+        results.append(res)
+        if log:
+            t = "" if res["wall_s"] is None else f"{res['wall_s']:.3f} s, "
+            log(f"  done {network:13s} {variant:5s} {size}x{size} {mode:6s} batch {batch}: "
+                f"{t}+{res['peak_rss_mb']:.0f} MB ({res['process_s']:.0f} s)")
+    return results
+
+
+# targets (issue 5): threads 2, batch 1 unless stated
+TARGET_FWD = 1.15      # network forward / floor forward
+TARGET_FWDBWD = 1.30   # network forward+backward / floor forward+backward
+TARGET_MEMORY = 1.50   # forward+backward peak RSS growth at batch TARGET_MEMORY_BATCH / floor's
+TARGET_MEMORY_BATCH = 2
+
+
+def verdict(value, limit):
+    return None if value is None else ("PASS" if value <= limit else "FAIL")
+
+
+def summarise(results: list[dict]) -> dict:
+    """Ratios and verdicts: {"time": [...], "memory": [...]} rows, one per network/size/mode(/batch)."""
+    index = {(r["network"], r["variant"], r["size"], r["mode"], r["batch"]): r for r in results}
+    sizes = sorted({r["size"] for r in results})
+    time_rows, memory_rows = [], []
+    for size in sizes:
+        for mode in ("fwd", "fwdbwd"):
+            plain = index.get(("PlainConvUNet", "plain", size, mode, 1))
+            for network in NETWORKS:
+                ours, floor = index.get((network, "scan", size, mode, 1)), index.get((network, "floor", size, mode, 1))
+                if not ours or not floor or ours["wall_s"] is None:
+                    continue
+                x_floor = timing.ratio(ours["wall_s"], floor["wall_s"])
+                limit = TARGET_FWD if mode == "fwd" else TARGET_FWDBWD
+                time_rows.append({
+                    "network": network, "size": size, "mode": mode, "batch": 1, "threads": ours["threads"],
+                    "scan_s": ours["wall_s"], "floor_s": floor["wall_s"], "x_floor": x_floor,
+                    "scan_share": None if x_floor is None else 1.0 - 1.0 / x_floor,
+                    "cpu_x_floor": timing.ratio(ours["cpu_s"], floor["cpu_s"]),
+                    "plain_s": plain and plain["wall_s"],
+                    "x_plain": timing.ratio(ours["wall_s"], plain and plain["wall_s"]),
+                    "target": f"<= {limit:.2f}x floor", "verdict": verdict(x_floor, limit)})
+        batches = sorted({r["batch"] for r in results if r["size"] == size})
+        for batch in batches:
+            for mode in ("fwd", "fwdbwd"):
+                plain = index.get(("PlainConvUNet", "plain", size, mode, batch))
+                for network in NETWORKS:
+                    ours = index.get((network, "scan", size, mode, batch))
+                    floor = index.get((network, "floor", size, mode, batch))
+                    if not ours or not floor:
+                        continue
+                    x_floor = timing.ratio(ours["peak_rss_mb"], floor["peak_rss_mb"])
+                    has_target = mode == "fwdbwd" and batch == TARGET_MEMORY_BATCH
+                    memory_rows.append({
+                        "network": network, "size": size, "mode": mode, "batch": batch,
+                        "scan_mb": ours["peak_rss_mb"], "floor_mb": floor["peak_rss_mb"], "x_floor": x_floor,
+                        "plain_mb": plain and plain["peak_rss_mb"],
+                        "x_plain": timing.ratio(ours["peak_rss_mb"], plain and plain["peak_rss_mb"]),
+                        "target": f"<= {TARGET_MEMORY:.2f}x floor" if has_target else "",
+                        "verdict": verdict(x_floor, TARGET_MEMORY) if has_target else None})
+    method = next((r["memory_method"] for r in results), "")
+    classes = next((r["classes"] for r in results), None)
+    backend = next((r["scan_backend"] for r in results if r["variant"] == "scan"), None)
+    threads = next((r["threads"] for r in results), None)
+    return {"time": time_rows, "memory": memory_rows, "memory_method": method, "classes": classes,
+            "scan_backend": backend, "threads": threads}
+
+
+def print_tables(summary: dict, out=print) -> None:
+    out(f"Networks ({summary.get('threads')} threads, scan backend {summary.get('scan_backend')}): "
+        f"1 input channel, {summary['classes']} classes, square patch HxW, batch 1; "
+        f"fwd = eval + no_grad, no deep supervision; fwdbwd = train mode, deep supervision, sum-of-means loss, "
+        f"backward. Times are medians of wall seconds.")
+    out("  x floor = ours / same network with the scan replaced by a no-cost stand-in; scan share = 1 - 1/(x floor);"
+        " cpu x = same ratio of process CPU time; x plain = ours / nnU-Net's default 2D PlainConvUNet")
+    head = (f"{'network':>12} {'patch':>8} {'mode':>6} {'ours s':>8} {'floor s':>8} {'x floor':>8} {'scan %':>7} "
+            f"{'cpu x':>6} {'plain s':>8} {'x plain':>8}  {'target':<16} {'':4}")
+    out(head)
+    out("-" * len(head))
+    for r in summary["time"]:
+        share = None if r["scan_share"] is None else 100 * r["scan_share"]
+        out(f"{r['network']:>12} {str(r['size']) + 'x' + str(r['size']):>8} {r['mode']:>6} "
+            f"{timing.fmt(r['scan_s'], '.3f', 8)} {timing.fmt(r['floor_s'], '.3f', 8)} "
+            f"{timing.fmt(r['x_floor'], '.3f', 8)} {timing.fmt(share, '.1f', 7)} {timing.fmt(r['cpu_x_floor'], '.2f', 6)} "
+            f"{timing.fmt(r['plain_s'], '.3f', 8)} {timing.fmt(r['x_plain'], '.2f', 8)}  {r['target']:<16} "
+            f"{r['verdict'] or '':4}")
+    out("")
+    out(f"Peak memory: growth of the process's peak RSS during the first call over the RSS after building the "
+        f"network and the input, each in a fresh process; method: {summary['memory_method']}")
+    head = (f"{'network':>12} {'patch':>8} {'mode':>6} {'batch':>5} {'ours MB':>8} {'floor MB':>9} {'x floor':>8} "
+            f"{'plain MB':>9} {'x plain':>8}  {'target':<16} {'':4}")
+    out(head)
+    out("-" * len(head))
+    for r in summary["memory"]:
+        out(f"{r['network']:>12} {str(r['size']) + 'x' + str(r['size']):>8} {r['mode']:>6} {r['batch']:>5} "
+            f"{timing.fmt(r['scan_mb'], '.0f', 8)} {timing.fmt(r['floor_mb'], '.0f', 9)} "
+            f"{timing.fmt(r['x_floor'], '.3f', 8)} {timing.fmt(r['plain_mb'], '.0f', 9)} "
+            f"{timing.fmt(r['x_plain'], '.2f', 8)}  {r['target']:<16} {r['verdict'] or '':4}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sizes", default="256,512", help="comma-separated square patch sizes")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats-large", type=int, default=3, help="repeats for patches larger than 256x256")
+    ap.add_argument("--classes", type=int, default=4)
+    ap.add_argument("--memory-batch", type=int, default=2)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--network", help=argparse.SUPPRESS)
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.worker:
+        print(json.dumps(measure(args.network, args.variant, sizes[0], args.mode, args.batch, args.threads,
+                                 args.warmup, args.repeats, args.classes)))
+        return 0
+    results = run_suite(sizes, args.threads, args.warmup, args.repeats, args.memory_batch, args.classes,
+                        args.repeats_large)
+    print_tables(summarise(results))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Smoke test of benchmarks/: the modules import, the floor stand-in is right, tiny measurements run,
+the tables print. No timing assertions (timings belong to `python benchmarks/run_all.py`)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_network  # noqa: E402
+import bench_predict  # noqa: E402
+import run_all  # noqa: E402
+import timing  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def scan_inputs(batch=2, kd=8, L=5, groups=4, N=3):
+    g = torch.Generator().manual_seed(0)
+    shapes = [(batch, kd, L), (batch, kd, L), (kd, N), (batch, groups, N, L), (batch, groups, N, L), (kd,), (kd,)]
+    return [torch.randn(*s, generator=g, dtype=torch.float64 if i == 0 else torch.float32).requires_grad_()
+            for i, s in enumerate(shapes)]
+
+
+def test_floor_scan_shape_dtype_and_gradients():
+    u, delta, A, B, C, D, bias = scan_inputs()
+    y = bench_network.floor_scan(u, delta, A, B, C, D=D, delta_bias=bias, delta_softplus=True)
+    assert y.shape == (2, 8, 5) and y.dtype == torch.float32
+    torch.testing.assert_close(y, (u.float() * D[:, None]).detach())
+    y.sum().backward()
+    for t in (u, delta, A, B, C, D, bias):
+        assert t.grad is not None and t.grad.shape == t.shape
+    torch.testing.assert_close(u.grad.float(), D.detach()[:, None].expand(2, 8, 5))
+    torch.testing.assert_close(D.grad, u.detach().float().sum((0, 2)))
+    assert delta.grad.abs().sum() == 0 and B.grad.abs().sum() == 0
+    y, last = bench_network.floor_scan(u, delta, A, B, C, D=D, return_last_state=True)
+    assert last.shape == (2, 8, 3)
+
+
+def test_floor_is_installed_only_inside_the_block():
+    import swin_umamba.nets.vmamba as vmamba
+
+    original = vmamba.selective_scan
+    with bench_network.floor_installed():
+        assert vmamba.selective_scan is bench_network.floor_scan
+    assert vmamba.selective_scan is original
+
+
+def test_floor_network_backward_reaches_the_scan_inputs():
+    net = bench_network.build_network("SwinUMambaD", (64, 64), 3, deep_supervision=True)
+    with bench_network.floor_installed():
+        outs = net(torch.randn(1, 1, 64, 64))
+        sum(o.mean() for o in outs).backward()
+    ss2d = next(m for m in net.modules() if hasattr(m, "x_proj_weight"))
+    assert ss2d.x_proj_weight.grad is not None and ss2d.dt_projs_weight.grad is not None
+    assert ss2d.Ds.grad is not None and ss2d.Ds.grad.abs().sum() > 0
+    assert ss2d.A_logs.grad is not None and ss2d.dt_projs_bias.grad is not None
+
+
+def test_plain_conv_unet_from_default_plans():
+    kwargs = bench_network.plain_conv_unet_kwargs((256, 256))
+    assert kwargs["n_stages"] == 7
+    assert kwargs["features_per_stage"] == (32, 64, 128, 256, 512, 512, 512)
+    assert [list(s) for s in kwargs["strides"]][:2] == [[1, 1], [2, 2]]
+    net = bench_network.build_network("PlainConvUNet", (64, 64), 3, deep_supervision=True)
+    outs = net(torch.randn(1, 1, 64, 64))
+    assert outs[0].shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("network,variant,mode", [("SwinUMamba", "floor", "fwd"), ("SwinUMambaD", "scan", "fwd"),
+                                                  ("PlainConvUNet", "plain", "fwdbwd")])
+def test_tiny_network_measurement(network, variant, mode):
+    res = bench_network.measure(network, variant, 64, mode, threads=1, warmup=0, repeats=1, num_classes=2)
+    assert res["wall_s"] > 0 and res["cpu_s"] >= 0 and res["peak_rss_mb"] >= 0
+    assert res["threads"] == 1 and res["memory_method"]
+
+
+def test_bad_variant_is_refused():
+    with pytest.raises(ValueError):
+        bench_network.measure("PlainConvUNet", "floor", 64, "fwd", repeats=0)
+
+
+def test_network_summary_and_tables(capsys):
+    results = []
+    for network, variant, size, mode, batch, timed in bench_network.plan([64]):
+        slow = 1.2 if variant == "scan" else 1.0
+        results.append({"network": network, "variant": variant, "size": size, "mode": mode, "batch": batch,
+                        "threads": 2, "classes": 4, "memory_method": "test", "scan_backend": "cpu_kernel",
+                        "wall_s": slow if timed else None, "cpu_s": slow if timed else None,
+                        "peak_rss_mb": 100.0 * slow * batch})
+    summary = bench_network.summarise(results)
+    assert {(r["mode"], r["verdict"]) for r in summary["time"]} == {("fwd", "FAIL"), ("fwdbwd", "PASS")}
+    target_mem = [r for r in summary["memory"] if r["target"]]
+    assert len(target_mem) == 2 and all(r["batch"] == 2 and r["verdict"] == "PASS" for r in target_mem)
+    bench_network.print_tables(summary)
+    rows = run_all.target_rows([], summary)
+    run_all.print_targets(rows, 2)
+    text = capsys.readouterr().out
+    assert "PASS" in text and "FAIL" in text and "scan share 16.7%" in text
+
+
+def test_scan_table_prints(capsys):
+    row = {"kd": 768, "L": 4096, "mode": "fwd", "ours_s": 0.01, "oracle_s": 1.0, "speedup": 100.0,
+           "cpu_speedup": 90.0, "ours_mb": 1.0, "oracle_mb": None, "target": ">= 30x oracle", "verdict": "PASS"}
+    run_all.print_scan_table([row], "cpu_kernel")
+    assert "768x4096" in capsys.readouterr().out
+
+
+def test_timing_helpers():
+    res = timing.time_calls(lambda: sum(range(1000)), warmup=1, repeats=3)
+    assert len(res["walls_s"]) == 3 and res["wall_s"] >= 0
+    with timing.PeakRSS() as mem:
+        block = bytearray(32 * 2**20)
+        block[::4096] = b"x" * len(block[::4096])
+    assert mem.mb >= 0 and mem.method
+    assert timing.ratio(2.0, 0.0) is None and timing.fmt(None, ".1f", 4) == "   -"
+
+
+def test_predict_pieces(tmp_path):
+    image, label = bench_predict.synthetic_volume((6, 20, 24), seed=0)
+    assert image.shape == label.shape == (6, 20, 24) and set(label.ravel()) <= {0, 1, 2} and label.max() > 0
+    case = {"input": "IN", "dataset_id": 991}
+    cmd = bench_predict.predict_command(case, bench_predict.OURS, tmp_path, tta=False)
+    assert cmd[-1] == "--disable_tta" and "-device" in cmd and cmd[cmd.index("-tr") + 1] == bench_predict.OURS
+    bench_predict.print_table([])
+
+
+def test_run_all_help():
+    with pytest.raises(SystemExit) as exc:
+        run_all.main(["--help"])
+    assert exc.value.code == 0
