@@ -270,3 +270,24 @@ def test_stock_train_and_predict_with_our_plans(workspace, planned):
         seg = np.asarray(Image.open(out_dir / f"{name}.png"))
         assert seg.shape == workspace["shapes"][name]
         assert set(np.unique(seg)) <= {0, 1, 2}
+
+
+def test_stock_plans_with_a_patch_not_multiple_of_32_train_and_predict(workspace, compared):
+    """nnU-Net's own plans for this dataset have a 40x56 patch: our trainer rounds it up to 64x64,
+    records that in the model folder, and prediction uses it."""
+    env = workspace["env"]
+    default_patch = compared["default"]["configurations"]["2d"]["patch_size"]
+    assert any(p % 32 for p in default_patch)
+    _run(["nnUNetv2_preprocess", "-d", str(DATASET_ID), "-plans_name", "nnUNetPlans", "-c", "2d", "-np", "1"], env)
+    _run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", TRAINER, "-device", "cpu"], env, timeout=600)
+    model_dir = workspace["results"] / DATASET / f"{TRAINER}__nnUNetPlans__2d"
+    assert json.loads((model_dir / "plans.json").read_text())["configurations"]["2d"]["patch_size"] == [64, 64]
+    out_dir = workspace["root"] / "predictions_stock_plans"
+    _run(["nnUNetv2_predict", "-i", str(workspace["raw"] / DATASET / "imagesTs"), "-o", str(out_dir),
+          "-d", str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", TRAINER, "-device", "cpu", "--disable_tta",
+          "-npp", "1", "-nps", "1"], env, timeout=600)
+    from PIL import Image
+
+    for name in ("test00", "test01"):
+        seg = np.asarray(Image.open(out_dir / f"{name}.png"))
+        assert seg.shape == workspace["shapes"][name]
