@@ -30,7 +30,6 @@ checked against their SHA-256 sums before anything is written.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -40,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from swin_umamba.preprocessing.common import sha256_of
 
 DATASET_ID = 990
 DATASET_NAME = "DemoAbdomenMR"
@@ -71,14 +72,6 @@ LABELS = {
 
 # Axial slice indices (0 = most inferior) held out as labelled test cases.
 TEST_SLICES = (3, 9, 13, 18)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_in_directory(root: Path, member: str) -> Path:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 import os
@@ -40,6 +39,7 @@ from swin_umamba.commands.nnunet_runner import (STOP_ENV_VAR, CommandError, Comm
                                                 nnunet_environment, nnunet_tool, run_logged)
 from swin_umamba.commands.setup import NNUNET_DIR_VARS
 from swin_umamba.evaluation.files import write_text_atomic
+from swin_umamba.preprocessing.common import sha256_of
 PLANS = "nnUNetPlans"
 CONFIGURATION = "2d"
 FOLD = "all"
@@ -89,14 +89,6 @@ RECIPES = {
 # --------------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------------
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checkpoint_epoch(path: Path) -> int | None:
     """Epochs trained when nnU-Net wrote `path` (its 'current_epoch'); None if unreadable."""
     import torch
