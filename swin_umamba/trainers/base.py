@@ -66,14 +66,19 @@ def _fingerprint(module: nn.Module) -> torch.Tensor:
 STOP_ENV_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"
 
 
+def positive_int_from_env(name: str, default: int | None = None) -> int | None:
+    """A positive whole number from environment variable `name`; `default` when it is unset or empty."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name}={value!r}: expected a positive whole number, e.g. 100")
+    return int(value)
+
+
 def stop_after_epochs() -> int | None:
     """Epoch count from $SWIN_UMAMBA_STOP_AFTER_EPOCHS, if set (the paper's protocol, SPEC §5)."""
-    value = os.environ.get(STOP_ENV_VAR, "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigurationError(f"{STOP_ENV_VAR}={value!r}: expected a positive whole number of epochs, e.g. 100")
-    return int(value)
+    return positive_int_from_env(STOP_ENV_VAR)
 
 
 class SwinUMambaTrainerBase(nnUNetTrainer):

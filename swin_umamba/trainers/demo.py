@@ -25,7 +25,7 @@ import os
 
 import torch
 
-from swin_umamba.trainers.base import ConfigurationError
+from swin_umamba.trainers.base import positive_int_from_env
 from swin_umamba.trainers.variants import nnUNetTrainerSwinUMambaDScratch
 
 EPOCHS_ENV_VAR = "SWIN_UMAMBA_DEMO_EPOCHS"
@@ -33,15 +33,6 @@ ITERATIONS_ENV_VAR = "SWIN_UMAMBA_DEMO_ITERATIONS"
 DEMO_EPOCHS = 10
 DEMO_ITERATIONS = 20
 DEMO_LR = 1e-3
-
-
-def positive_int_from_env(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigurationError(f"{name}={value!r}: expected a positive whole number")
-    return int(value)
 
 
 class nnUNetTrainerSwinUMambaDemo(nnUNetTrainerSwinUMambaDScratch):
