@@ -17,9 +17,13 @@ predictor runs it); ``fwdbwd`` is a training step without the optimizer (train m
 supervision on as in training, loss = sum of the means of all outputs, backward, gradients
 reset to None before each call).
 
-Every measurement runs in a fresh subprocess: build the network and the input, reset the
-RSS high-water mark, run the call once (its peak RSS growth is the memory figure; it doubles
-as the first warm-up), then ``warmup`` more untimed calls and ``repeats`` timed ones (median).
+Every measurement runs in a fresh subprocess. Times of ``scan`` and ``floor`` come from one
+process that alternates the two call by call (``warmup`` untimed rounds, then ``repeats``
+timed ones, medians): the speed of a shared virtual machine drifts by tens of percent
+between processes and minutes, and alternating makes such drifts hit both sides of the
+ratio alike. Memory figures come from processes of their own (build the network and the
+input, reset the RSS high-water mark, run one call: its peak RSS growth). PlainConvUNet is
+timed in its own process, after its memory call.
 """
 from __future__ import annotations
 
@@ -138,28 +142,14 @@ def build_network(name: str, patch, num_classes: int, deep_supervision: bool):
     return getattr(nets, name)(IN_CHANNELS, num_classes, deep_supervision=deep_supervision)
 
 
-# one measurement (in this process) --------------------------------------------------------------------
-def measure(network: str, variant: str, size: int, mode: str, batch: int = 1, threads: int = 2,
-            warmup: int = 1, repeats: int = 5, num_classes: int = 4, seed: int = 0) -> dict:
-    """Time and memory of one (network, variant, size, mode, batch) in this process.
-
-    ``network`` is SwinUMamba / SwinUMambaD (variant ``scan`` or ``floor``) or PlainConvUNet
-    (variant ``plain``). repeats=0 measures the memory only."""
+# measurements in this process ---------------------------------------------------------------------------
+def _prepare(network: str, size: int, mode: str, batch: int, threads: int, num_classes: int, seed: int):
+    """(network, call) for one measurement: ``call()`` runs one forward or training step."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     if mode not in ("fwd", "fwdbwd"):
         raise ValueError(f"mode {mode!r}: expected fwd or fwdbwd")
-    if (network == "PlainConvUNet") != (variant == "plain"):
-        raise ValueError(f"variant {variant!r} does not apply to {network}")
     backward = mode == "fwdbwd"
-    if variant == "scan":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from swin_umamba.ops import selective_scan_backend
-
-            backend = selective_scan_backend("cpu")  # builds/loads the CPU kernel outside the timing
-    else:
-        backend = "floor stand-in" if variant == "floor" else "none"
     net = build_network(network, (size, size), num_classes, deep_supervision=backward)
     net.train(backward)
     x = torch.randn(batch, IN_CHANNELS, size, size)
@@ -174,44 +164,105 @@ def measure(network: str, variant: str, size: int, mode: str, batch: int = 1, th
             with torch.no_grad():
                 net(x)
 
-    scope = floor_installed() if variant == "floor" else contextlib.nullcontext()
-    with scope:
+    return net, call
+
+
+def _scan_backend() -> str:
+    """The CPU scan backend, built/loaded here so that no timed call includes the build."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from swin_umamba.ops import selective_scan_backend
+
+        return selective_scan_backend("cpu")
+
+
+def _variant_scope(variant: str):
+    return floor_installed() if variant == "floor" else contextlib.nullcontext()
+
+
+def _result(network, variant, size, mode, batch, net, num_classes, backend, **fields) -> dict:
+    base = {"network": network, "variant": variant, "size": size, "mode": mode, "batch": batch,
+            "threads": torch.get_num_threads(), "classes": num_classes, "scan_backend": backend,
+            "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
+            "peak_rss_mb": None, "memory_method": None, "wall_s": None, "cpu_s": None, "walls_s": None}
+    base.update(fields)
+    return base
+
+
+def measure(network: str, variant: str, size: int, mode: str, batch: int = 1, threads: int = 2,
+            warmup: int = 1, repeats: int = 5, num_classes: int = 4, seed: int = 0) -> dict:
+    """Peak memory of the first call, then (repeats > 0) the median time of ``repeats`` calls
+    after ``warmup`` more, of one (network, variant, size, mode, batch) in this process.
+
+    ``network`` is SwinUMamba / SwinUMambaD (variant ``scan`` or ``floor``) or PlainConvUNet
+    (variant ``plain``). repeats=0 measures the memory only."""
+    if (network == "PlainConvUNet") != (variant == "plain"):
+        raise ValueError(f"variant {variant!r} does not apply to {network}")
+    backend = _scan_backend() if variant == "scan" else ("floor stand-in" if variant == "floor" else "none")
+    net, call = _prepare(network, size, mode, batch, threads, num_classes, seed)
+    with _variant_scope(variant):
         with timing.PeakRSS() as mem:
             call()
         timed = timing.time_calls(call, warmup, repeats) if repeats > 0 else {}
-    return {"network": network, "variant": variant, "size": size, "mode": mode, "batch": batch,
-            "threads": torch.get_num_threads(), "classes": num_classes, "scan_backend": backend,
-            "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
-            "peak_rss_mb": mem.mb, "memory_method": mem.method,
-            "wall_s": timed.get("wall_s"), "cpu_s": timed.get("cpu_s"), "walls_s": timed.get("walls_s"),
-            "warmup": warmup, "repeats": repeats}
+    return _result(network, variant, size, mode, batch, net, num_classes, backend,
+                   peak_rss_mb=mem.mb, memory_method=mem.method, wall_s=timed.get("wall_s"),
+                   cpu_s=timed.get("cpu_s"), walls_s=timed.get("walls_s"), warmup=warmup, repeats=repeats)
+
+
+def measure_interleaved(network: str, size: int, mode: str, batch: int = 1, threads: int = 2,
+                        warmup: int = 1, repeats: int = 5, num_classes: int = 4, seed: int = 0) -> list[dict]:
+    """Times of ``scan`` and ``floor`` for one network in this process, alternating the two
+    call by call (the order swaps every round); one result per variant, without memory."""
+    if network not in NETWORKS:
+        raise ValueError(f"{network} has no scan to replace (expected one of {', '.join(NETWORKS)})")
+    backends = {"scan": _scan_backend(), "floor": "floor stand-in"}
+    net, call = _prepare(network, size, mode, batch, threads, num_classes, seed)
+    samples = {"scan": [], "floor": []}
+    for i in range(1 + warmup + repeats):  # the first round: allocator and caches warm up
+        for variant in (("scan", "floor") if i % 2 == 0 else ("floor", "scan")):
+            with _variant_scope(variant):
+                w0, c0 = time.perf_counter(), time.process_time()
+                call()
+                if i > warmup:
+                    samples[variant].append((time.perf_counter() - w0, time.process_time() - c0))
+    results = [_result(network, variant, size, mode, batch, net, num_classes, backends[variant],
+                       wall_s=timing.median([w for w, _ in runs]), cpu_s=timing.median([c for _, c in runs]),
+                       walls_s=[w for w, _ in runs], warmup=warmup, repeats=repeats)
+               for variant, runs in samples.items()]
+    # the ratio of each round's two calls, made seconds apart
+    results[0]["x_floor_rounds"] = [ws / wf for (ws, _), (wf, _) in zip(samples["scan"], samples["floor"])]
+    return results
 
 
 def measure_in_subprocess(network, variant, size, mode, batch=1, threads=2, warmup=1, repeats=5,
-                          num_classes=4, timeout=None) -> dict:
-    """:func:`measure` in a fresh Python process (clean allocator and RSS for the memory figure)."""
+                          num_classes=4, timeout=None) -> list[dict]:
+    """:func:`measure` (or, for variant ``pair``, :func:`measure_interleaved`) in a fresh Python
+    process (clean allocator and RSS for the memory figure); a list of results."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--network", network, "--variant", variant,
            "--sizes", str(size), "--mode", mode, "--batch", str(batch), "--threads", str(threads),
            "--warmup", str(warmup), "--repeats", str(repeats), "--classes", str(num_classes)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1])
-    result["process_s"] = time.perf_counter() - t0
-    return result
+    results = json.loads(lines[-1])
+    for result in results:
+        result["process_s"] = time.perf_counter() - t0
+    return results
 
 
 def plan(sizes, memory_batch: int = 2):
-    """The measurements of the network section: (network, variant, size, mode, batch, timed)."""
+    """The measurements of the network section: (network, variant, size, mode, batch, timed);
+    variant ``pair`` times scan and floor together (:func:`measure_interleaved`)."""
     jobs = []
     for size in sizes:
         for mode in ("fwd", "fwdbwd"):
             for network in NETWORKS:
+                jobs.append((network, "pair", size, mode, 1, True))
                 for variant in ("scan", "floor"):
-                    jobs.append((network, variant, size, mode, 1, True))
+                    jobs.append((network, variant, size, mode, 1, False))
             jobs.append(("PlainConvUNet", "plain", size, mode, 1, True))
         if memory_batch and memory_batch != 1:
             for network in NETWORKS:
@@ -228,14 +279,27 @@ def run_suite(sizes, threads=2, warmup=1, repeats=5, memory_batch=2, num_classes
     results = []
     for network, variant, size, mode, batch, timed in plan(sizes, memory_batch):
         reps = (repeats if size <= 256 or repeats_large is None else repeats_large) if timed else 0
-        res = measure_in_subprocess(network, variant, size, mode, batch, threads, warmup if timed else 0, reps,
-                                    num_classes)
-        results.append(res)
-        if log:
-            t = "" if res["wall_s"] is None else f"{res['wall_s']:.3f} s, "
-            log(f"  done {network:13s} {variant:5s} {size}x{size} {mode:6s} batch {batch}: "
-                f"{t}+{res['peak_rss_mb']:.0f} MB ({res['process_s']:.0f} s)")
+        for res in measure_in_subprocess(network, variant, size, mode, batch, threads, warmup if timed else 0,
+                                         reps, num_classes):
+            results.append(res)
+            if log:
+                figures = [f"{res['wall_s']:.3f} s" if res["wall_s"] is not None else "",
+                           f"+{res['peak_rss_mb']:.0f} MB" if res["peak_rss_mb"] is not None else ""]
+                log(f"  done {network:13s} {res['variant']:5s} {size}x{size} {mode:6s} batch {batch}: "
+                    f"{', '.join(f for f in figures if f)} ({res['process_s']:.0f} s)")
     return results
+
+
+def _merged_index(results: list[dict]) -> dict:
+    """Results by (network, variant, size, mode, batch); the time and the memory of one key come
+    from different processes and are merged here (a field's first non-empty value wins)."""
+    index = {}
+    for r in results:
+        merged = index.setdefault((r["network"], r["variant"], r["size"], r["mode"], r["batch"]), {})
+        for key, value in r.items():
+            if merged.get(key) is None:
+                merged[key] = value
+    return index
 
 
 # targets (issue 5): threads 2, batch 1 unless stated
@@ -251,7 +315,7 @@ def verdict(value, limit):
 
 def summarise(results: list[dict]) -> dict:
     """Ratios and verdicts: {"time": [...], "memory": [...]} rows, one per network/size/mode(/batch)."""
-    index = {(r["network"], r["variant"], r["size"], r["mode"], r["batch"]): r for r in results}
+    index = _merged_index(results)
     sizes = sorted({r["size"] for r in results})
     time_rows, memory_rows = [], []
     for size in sizes:
@@ -261,7 +325,8 @@ def summarise(results: list[dict]) -> dict:
                 ours, floor = index.get((network, "scan", size, mode, 1)), index.get((network, "floor", size, mode, 1))
                 if not ours or not floor or ours["wall_s"] is None:
                     continue
-                x_floor = timing.ratio(ours["wall_s"], floor["wall_s"])
+                rounds = ours.get("x_floor_rounds")
+                x_floor = timing.median(rounds) if rounds else timing.ratio(ours["wall_s"], floor["wall_s"])
                 limit = TARGET_FWD if mode == "fwd" else TARGET_FWDBWD
                 time_rows.append({
                     "network": network, "size": size, "mode": mode, "batch": 1, "threads": ours["threads"],
@@ -289,7 +354,7 @@ def summarise(results: list[dict]) -> dict:
                         "x_plain": timing.ratio(ours["peak_rss_mb"], plain and plain["peak_rss_mb"]),
                         "target": f"<= {TARGET_MEMORY:.2f}x floor" if has_target else "",
                         "verdict": verdict(x_floor, TARGET_MEMORY) if has_target else None})
-    method = next((r["memory_method"] for r in results), "")
+    method = next((r["memory_method"] for r in results if r.get("memory_method")), "")
     classes = next((r["classes"] for r in results), None)
     backend = next((r["scan_backend"] for r in results if r["variant"] == "scan"), None)
     threads = next((r["threads"] for r in results), None)
@@ -301,8 +366,9 @@ def print_tables(summary: dict, out=print) -> None:
     out(f"Networks ({summary.get('threads')} threads, scan backend {summary.get('scan_backend')}): "
         f"1 input channel, {summary['classes']} classes, square patch HxW, batch 1; "
         f"fwd = eval + no_grad, no deep supervision; fwdbwd = train mode, deep supervision, sum-of-means loss, "
-        f"backward. Times are medians of wall seconds.")
-    out("  x floor = ours / same network with the scan replaced by a no-cost stand-in; scan share = 1 - 1/(x floor);"
+        f"backward. Times are medians of wall seconds; ours and floor alternate call by call in one process.")
+    out("  x floor = ours / same network with the scan replaced by a no-cost stand-in (median over rounds of the "
+        "ratio of a round's two calls); scan share = 1 - 1/(x floor);"
         " cpu x = same ratio of process CPU time; x plain = ours / nnU-Net's default 2D PlainConvUNet")
     head = (f"{'network':>12} {'patch':>8} {'mode':>6} {'ours s':>8} {'floor s':>8} {'x floor':>8} {'scan %':>7} "
             f"{'cpu x':>6} {'plain s':>8} {'x plain':>8}  {'target':<16} {'':4}")
@@ -347,8 +413,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.worker:
-        print(json.dumps(measure(args.network, args.variant, sizes[0], args.mode, args.batch, args.threads,
-                                 args.warmup, args.repeats, args.classes)))
+        if args.variant == "pair":
+            results = measure_interleaved(args.network, sizes[0], args.mode, args.batch, args.threads,
+                                          args.warmup, args.repeats, args.classes)
+        else:
+            results = [measure(args.network, args.variant, sizes[0], args.mode, args.batch, args.threads,
+                               args.warmup, args.repeats, args.classes)]
+        print(json.dumps(results))
         return 0
     results = run_suite(sizes, args.threads, args.warmup, args.repeats, args.memory_batch, args.classes,
                         args.repeats_large)

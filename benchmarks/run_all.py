@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     print(f"Swin-UMamba benchmarks ({'quick' if quick else 'full'} run), {meta['date']}")
     print(timing.machine_line(args.threads))
     print(f"network sizes {sizes}, network repeats {net_repeats} (>256: {net_repeats_large}) after "
-          f"{net_warmup} warm-up + the memory call; scan repeats {scan_repeats} after 1 warm-up, oracle 1 run")
+          f"1 + {net_warmup} warm-up calls; scan repeats {scan_repeats} after 1 warm-up, oracle 1 run")
     log = lambda msg: print(msg, flush=True)  # noqa: E731
 
     scan_rows, backend, network_results, network_summary, predict_rows = None, None, None, None, None
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
         max_L = args.oracle_backward_max_L if args.oracle_backward_max_L is not None else (256 if quick else None)
         scan_rows, backend = scan_section(args.threads, scan_repeats, 1, max_L, log=log)
     if not args.skip_network:
-        log("[2/3] networks vs floor vs PlainConvUNet (one process per measurement)")
+        log("[2/3] networks vs floor vs PlainConvUNet (scan and floor timed alternately in one process)")
         network_results = bench_network.run_suite(sizes, args.threads, net_warmup, net_repeats, 2, args.classes,
                                                   net_repeats_large, log=log)
         network_summary = bench_network.summarise(network_results)

@@ -84,20 +84,43 @@ def test_tiny_network_measurement(network, variant, mode):
     assert res["threads"] == 1 and res["memory_method"]
 
 
+def test_interleaved_measurement_times_both_variants():
+    scan, floor = bench_network.measure_interleaved("SwinUMambaD", 64, "fwd", threads=1, warmup=0, repeats=2,
+                                                    num_classes=2)
+    assert (scan["variant"], floor["variant"]) == ("scan", "floor")
+    assert scan["scan_backend"] != floor["scan_backend"] == "floor stand-in"
+    for res in (scan, floor):
+        assert len(res["walls_s"]) == 2 and res["wall_s"] > 0 and res["peak_rss_mb"] is None
+    assert scan["x_floor_rounds"] == pytest.approx([s / f for s, f in zip(scan["walls_s"], floor["walls_s"])])
+
+
+def test_measurement_in_a_subprocess():
+    results = bench_network.measure_in_subprocess("SwinUMambaD", "pair", 32, "fwd", threads=1, warmup=0,
+                                                  repeats=1, num_classes=2, timeout=300)
+    assert [r["variant"] for r in results] == ["scan", "floor"] and all(r["process_s"] > 0 for r in results)
+
+
 def test_bad_variant_is_refused():
     with pytest.raises(ValueError):
         bench_network.measure("PlainConvUNet", "floor", 64, "fwd", repeats=0)
+    with pytest.raises(ValueError):
+        bench_network.measure_interleaved("PlainConvUNet", 64, "fwd", repeats=1)
 
 
 def test_network_summary_and_tables(capsys):
+    """Times and memory of one key come from different processes; the summary merges them."""
     results = []
     for network, variant, size, mode, batch, timed in bench_network.plan([64]):
-        slow = 1.2 if variant == "scan" else 1.0
-        results.append({"network": network, "variant": variant, "size": size, "mode": mode, "batch": batch,
-                        "threads": 2, "classes": 4, "memory_method": "test", "scan_backend": "cpu_kernel",
-                        "wall_s": slow if timed else None, "cpu_s": slow if timed else None,
-                        "peak_rss_mb": 100.0 * slow * batch})
+        for v in ("scan", "floor") if variant == "pair" else (variant,):
+            slow = 1.2 if v == "scan" else 1.0
+            results.append({"network": network, "variant": v, "size": size, "mode": mode, "batch": batch,
+                            "threads": 2, "classes": 4, "scan_backend": "cpu_kernel",
+                            "memory_method": None if variant == "pair" else "test",
+                            "wall_s": slow if timed else None, "cpu_s": slow if timed else None,
+                            "peak_rss_mb": None if variant == "pair" else 100.0 * slow * batch})
     summary = bench_network.summarise(results)
+    assert all(r["scan_mb"] is not None and r["floor_mb"] is not None for r in summary["memory"])
+    assert {r["batch"] for r in summary["memory"]} == {1, 2}
     assert {(r["mode"], r["verdict"]) for r in summary["time"]} == {("fwd", "FAIL"), ("fwdbwd", "PASS")}
     target_mem = [r for r in summary["memory"] if r["target"]]
     assert len(target_mem) == 2 and all(r["batch"] == 2 and r["verdict"] == "PASS" for r in target_mem)

@@ -199,6 +199,22 @@ def test_ss2d_forward_full_width_vs_oracle():
 
 # ------------------------------------------------------------------ stability and extras
 @pytest.mark.parametrize("backend", BACKEND_IDS)
+def test_softplus_of_delta_over_its_whole_range(backend):
+    """delta + bias from -40 to 40: both branches of softplus and of its derivative, and the
+    hand-over between them (the CPU kernel computes them itself)."""
+    fn = BACKENDS[backend]
+    inputs = make_inputs(1, 4, 256, 2, dtype=torch.float64, seed=11)
+    inputs[1] = torch.linspace(-40.0, 40.0, 4 * 256, dtype=torch.float64).reshape(1, 4, 256)
+    inputs[2] = inputs[2] / 16  # decays that keep some memory even at the larger steps
+    gout = torch.randn(1, 4, 256, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ref, ref_g = run_with_grads(selective_scan_oracle, inputs, gout, delta_softplus=True)
+    out, g = run_with_grads(fn, inputs, gout, dtype=torch.float32, delta_softplus=True)
+    assert_close_rel(out, ref, 1e-5, "out")
+    for name in ("delta", "delta_bias", "A", "u"):
+        assert_close_rel(g[name], ref_g[name], 2e-5, f"grad {name}")
+
+
+@pytest.mark.parametrize("backend", BACKEND_IDS)
 def test_long_sequence_strong_decay(backend):
     """L = 65536 with delta*A down to -1000 per step, mixed with near-zero steps (long memory)."""
     fn = BACKENDS[backend]

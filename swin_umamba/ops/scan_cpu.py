@@ -118,43 +118,43 @@ def kernel_error() -> str | None:
 
 
 class _ScanCPU(torch.autograd.Function):
+    """delta is the raw step size: the kernel adds delta_bias and applies softplus itself."""
+
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D):
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus):
         kernel = load_kernel()
         Bt = B.transpose(-1, -2).contiguous()
         Ct = C.transpose(-1, -2).contiguous()
-        u = u.contiguous()
-        delta = delta.contiguous()
-        A = A.contiguous()
-        D = D.contiguous()
-        out, ckpt, last = kernel.forward(u, delta, A, Bt, Ct, D, CHUNK)
-        ctx.save_for_backward(u, delta, A, Bt, Ct, D, ckpt)
+        u, delta, A, D, delta_bias = (t.contiguous() for t in (u, delta, A, D, delta_bias))
+        out, ckpt, last = kernel.forward(u, delta, A, Bt, Ct, D, delta_bias, delta_softplus, CHUNK)
+        ctx.save_for_backward(u, delta, A, Bt, Ct, D, delta_bias, ckpt)
+        ctx.delta_softplus = delta_softplus
         ctx.mark_non_differentiable(last)
         return out, last
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        u, delta, A, Bt, Ct, D, ckpt = ctx.saved_tensors
+        u, delta, A, Bt, Ct, D, delta_bias, ckpt = ctx.saved_tensors
         if dout is None:
             dout = torch.zeros_like(u)
         du, ddelta, dA, dBt, dCt, dD = load_kernel().backward(
-            u, delta, A, Bt, Ct, D, ckpt, dout.contiguous(), CHUNK
+            u, delta, A, Bt, Ct, D, delta_bias, ctx.delta_softplus, ckpt, dout.contiguous(), CHUNK
         )
         # dBt/dCt: (slices, batch, G, L, N) partial sums; dA/dD: per batch element
         dB = dBt.sum(0) if dBt.shape[0] > 1 else dBt[0]
         dC = dCt.sum(0) if dCt.shape[0] > 1 else dCt[0]
-        return du, ddelta, dA.sum(0), dB.transpose(-1, -2), dC.transpose(-1, -2), dD.sum(0)
+        dbias = ddelta.sum((0, 2)) if ctx.needs_input_grad[6] else None
+        return (du, ddelta, dA.sum(0), dB.transpose(-1, -2), dC.transpose(-1, -2), dD.sum(0), dbias,
+                None)
 
 
 def scan_cpu_kernel(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False,
                     return_last_state=False):
     """Selective scan through the compiled kernel; float32 CPU tensors expected
     (the public :func:`swin_umamba.ops.selective_scan` takes care of casting)."""
-    if delta_bias is not None:
-        delta = delta + delta_bias[:, None]
-    if delta_softplus:
-        delta = torch.nn.functional.softplus(delta)
     if D is None:
         D = u.new_zeros(u.shape[1])
-    out, last = _ScanCPU.apply(u, delta, A, B, C, D)
+    if delta_bias is None:
+        delta_bias = u.new_zeros(u.shape[1])
+    out, last = _ScanCPU.apply(u, delta, A, B, C, D, delta_bias, bool(delta_softplus))
     return (out, last) if return_last_state else out

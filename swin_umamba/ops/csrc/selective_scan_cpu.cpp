@@ -3,7 +3,8 @@
 //   h_t = exp(dt_t * A) * h_{t-1} + dt_t * B_t * u_t      (h_{-1} = 0)
 //   y_t = sum_n C_t[n] * h_t[n] + D * u_t
 //
-// dt is taken as given: bias and softplus are applied by the Python wrapper.
+// The step size is dt_t = softplus(delta_t + bias) (or delta_t + bias without softplus),
+// computed here one channel row at a time, so the wrapper makes no extra pass over delta.
 // B and C arrive transposed to (batch, groups, L, N) so that one step reads N
 // contiguous floats.  The forward runs sequentially over L per channel, the
 // state vector of N floats lives in registers (vectorised by the compiler);
@@ -31,29 +32,75 @@ namespace {
 constexpr int kMaxN = 256;
 
 // 2^z for float, written so that the compiler can vectorise it: z = k + f with
-// k = round(z), |f| <= 1/2, 2^f by its degree-6 Taylor polynomial (relative error
-// < 1.3e-7), 2^k through the exponent bits. The callers pass z = dt * (A * log2(e)):
-// rounding that product costs a relative error of |z| * 6e-8 in the result, i.e. an
-// absolute error below 3e-8 for decay factors exp(dt*A) <= 1, which is what matters
-// for the state. z is clamped to [-126, 126] (2^-126 ~ 1.2e-38 stands in for 0).
+// k = round(z), |f| <= 1/2; 2^f by a degree-5 polynomial fitted for the least maximum
+// relative error on [-1/2, 1/2] (1.9e-7 evaluated in float); 2^k by adding k to the
+// exponent bits. The callers pass z = dt * (A * log2(e)): rounding that product
+// costs a relative error of |z| * 6e-8 in the result, i.e. an absolute error below 3e-8 for
+// decay factors exp(dt*A) <= 1, which is what matters for the state. z is clamped to
+// [-126, 126] (2^-126 ~ 1.2e-38 stands in for 0).
 inline float exp2_fast(float z) {
   z = std::min(std::max(z, -126.0f), 126.0f);
   const float k = std::nearbyint(z);
   const float f = z - k;
-  float p = 1.5403530393381606e-04f;  // ln2^6/6!
-  p = p * f + 1.3333558146428443e-03f;  // ln2^5/5!
-  p = p * f + 9.6181291076284772e-03f;  // ln2^4/4!
-  p = p * f + 5.5504108664821580e-02f;  // ln2^3/3!
-  p = p * f + 2.4022650695910071e-01f;  // ln2^2/2!
-  p = p * f + 6.9314718055994531e-01f;  // ln2
+  float p = 0.0013264676090329885f;
+  p = p * f + 0.009671495296061039f;
+  p = p * f + 0.05550733581185341f;
+  p = p * f + 0.24022242426872253f;
+  p = p * f + 0.6931470036506653f;
   p = p * f + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  int32_t bits;
+  std::memcpy(&bits, &p, sizeof(bits));
+  bits += static_cast<int32_t>(k) * (1 << 23);
+  float result;
+  std::memcpy(&result, &bits, sizeof(result));
+  return result;
 }
 
 constexpr float kLog2e = 1.44269504088896341f;
+
+// log(1 + y) for y in [0, 1] as 2 atanh(s), s = y / (2 + y) <= 1/3, by its odd series up to
+// s^17: the first omitted term is below 2e-9 of the result.
+inline float log1p_unit(float y) {
+  const float s = y / (2.0f + y);
+  const float s2 = s * s;
+  float p = 1.0f / 17.0f;
+  p = p * s2 + 1.0f / 15.0f;
+  p = p * s2 + 1.0f / 13.0f;
+  p = p * s2 + 1.0f / 11.0f;
+  p = p * s2 + 1.0f / 9.0f;
+  p = p * s2 + 1.0f / 7.0f;
+  p = p * s2 + 1.0f / 5.0f;
+  p = p * s2 + 1.0f / 3.0f;
+  p = p * s2 + 1.0f;
+  return 2.0f * s * p;
+}
+
+// One channel's step sizes: dt[t] = softplus(raw[t] + bias) (raw[t] + bias without softplus)
+// and, when `slope` is given, d dt / d raw (the logistic sigmoid, 1 without softplus).
+// softplus(x) = max(x, 0) + log1p(exp(-|x|)), sigmoid(x) = 1/(1+e) or e/(1+e), e = exp(-|x|).
+void step_sizes(const float* __restrict__ raw, float bias, bool softplus, int64_t L,
+                float* __restrict__ dt, float* __restrict__ slope) {
+  if (!softplus) {
+    for (int64_t t = 0; t < L; ++t) dt[t] = raw[t] + bias;
+    if (slope)
+      for (int64_t t = 0; t < L; ++t) slope[t] = 1.0f;
+    return;
+  }
+#pragma omp simd
+  for (int64_t t = 0; t < L; ++t) {
+    const float x = raw[t] + bias;
+    const float e = exp2_fast(-std::fabs(x) * kLog2e);
+    dt[t] = std::max(x, 0.0f) + log1p_unit(e);
+  }
+  if (slope) {
+#pragma omp simd
+    for (int64_t t = 0; t < L; ++t) {
+      const float x = raw[t] + bias;
+      const float e = exp2_fast(-std::fabs(x) * kLog2e);
+      slope[t] = (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+    }
+  }
+}
 
 struct Dims {
   int64_t batch, kd, L, N, groups, chunk, nchunks;
@@ -62,17 +109,16 @@ struct Dims {
 // ---------------------------------------------------------------- forward
 template <int NT>
 void forward_channel(const Dims& s, int64_t b, int64_t d,
-                     const float* __restrict__ u, const float* __restrict__ dt,
+                     const float* __restrict__ u, const float* __restrict__ dr,
                      const float* __restrict__ A, const float* __restrict__ Bt,
                      const float* __restrict__ Ct, const float* __restrict__ Dv,
                      float* __restrict__ out, float* __restrict__ ckpt,
-                     float* __restrict__ last) {
+                     float* __restrict__ last, float* __restrict__ prod) {
   const int N = NT > 0 ? NT : static_cast<int>(s.N);
   const int64_t L = s.L;
   const int64_t g = d / (s.kd / s.groups);
   const int64_t row = (b * s.kd + d) * L;
   const float* ur = u + row;
-  const float* dr = dt + row;
   float* yr = out + row;
   const float* Bg = Bt + (b * s.groups + g) * L * N;
   const float* Cg = Ct + (b * s.groups + g) * L * N;
@@ -88,21 +134,28 @@ void forward_channel(const Dims& s, int64_t b, int64_t d,
   for (int64_t c = 0; c < s.nchunks; ++c) {
     float* ckc = ck + c * N;
     for (int n = 0; n < N; ++n) ckc[n] = h[n];
-    const int64_t t1 = std::min(L, (c + 1) * s.chunk);
-    for (int64_t t = c * s.chunk; t < t1; ++t) {
+    const int64_t t0 = c * s.chunk, t1 = std::min(L, t0 + s.chunk);
+    // the recurrence keeps C_t * h_t for each step; the sums over n follow in a second
+    // loop (summing inside the recurrence makes it about a third slower)
+    for (int64_t t = t0; t < t1; ++t) {
       const float dtt = dr[t];
-      const float ut = ur[t];
-      const float dtu = dtt * ut;
+      const float dtu = dtt * ur[t];
       const float* Bn = Bg + t * N;
       const float* Cn = Cg + t * N;
-      float y = 0.0f;
-#pragma omp simd reduction(+ : y)
+      float* pj = prod + (t - t0) * N;
+#pragma omp simd
       for (int n = 0; n < N; ++n) {
         const float hn = exp2_fast(dtt * a2[n]) * h[n] + dtu * Bn[n];
         h[n] = hn;
-        y += Cn[n] * hn;
+        pj[n] = Cn[n] * hn;
       }
-      yr[t] = y + Dd * ut;
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* pj = prod + (t - t0) * N;
+      float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+      for (int n = 0; n < N; ++n) y += pj[n];
+      yr[t] = y + Dd * ur[t];
     }
   }
   float* lr = last + (b * s.kd + d) * N;
@@ -114,7 +167,8 @@ void forward_channel(const Dims& s, int64_t b, int64_t d,
 // the channels of this group that the calling task owns.
 template <int NT>
 void backward_channel(const Dims& s, int64_t b, int64_t d,
-                      const float* __restrict__ u, const float* __restrict__ dt,
+                      const float* __restrict__ u, const float* __restrict__ dr,
+                      const float* __restrict__ slope,
                       const float* __restrict__ A, const float* __restrict__ Bt,
                       const float* __restrict__ Ct, const float* __restrict__ Dv,
                       const float* __restrict__ ckpt, const float* __restrict__ dout,
@@ -127,7 +181,6 @@ void backward_channel(const Dims& s, int64_t b, int64_t d,
   const int64_t g = d / (s.kd / s.groups);
   const int64_t row = (b * s.kd + d) * L;
   const float* ur = u + row;
-  const float* dr = dt + row;
   const float* gy = dout + row;
   float* dur = du + row;
   float* ddr = ddt + row;
@@ -195,7 +248,7 @@ void backward_channel(const Dims& s, int64_t b, int64_t d,
         carry[n] = gn * dj[n];
       }
       dur[t] = dtt * sgb + Dd * dy;
-      ddr[t] = saq + ut * sgb;
+      ddr[t] = (saq + ut * sgb) * slope[t];
       dDacc += dy * ut;
     }
   }
@@ -205,8 +258,9 @@ void backward_channel(const Dims& s, int64_t b, int64_t d,
 }
 
 void check_inputs(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
-                  const at::Tensor& Bt, const at::Tensor& Ct, const at::Tensor& D) {
-  for (const at::Tensor* t : {&u, &dt, &A, &Bt, &Ct, &D}) {
+                  const at::Tensor& Bt, const at::Tensor& Ct, const at::Tensor& D,
+                  const at::Tensor& bias) {
+  for (const at::Tensor* t : {&u, &dt, &A, &Bt, &Ct, &D, &bias}) {
     TORCH_CHECK(t->device().is_cpu(), "selective_scan_cpu: tensors must be on the CPU");
     TORCH_CHECK(t->scalar_type() == at::kFloat, "selective_scan_cpu: tensors must be float32");
     TORCH_CHECK(t->is_contiguous(), "selective_scan_cpu: tensors must be contiguous");
@@ -219,6 +273,7 @@ void check_inputs(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A
               "B, C (transposed): (batch, G, L, N)");
   TORCH_CHECK(u.size(1) % Bt.size(1) == 0, "KD must be divisible by G");
   TORCH_CHECK(D.dim() == 1 && D.size(0) == u.size(1), "D: (KD,)");
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == u.size(1), "delta_bias: (KD,)");
 }
 
 Dims make_dims(const at::Tensor& u, const at::Tensor& A, const at::Tensor& Bt, int64_t chunk) {
@@ -234,35 +289,38 @@ Dims make_dims(const at::Tensor& u, const at::Tensor& A, const at::Tensor& Bt, i
 }
 
 // returns (out, checkpoints (batch, KD, nchunks, N), last_state (batch, KD, N))
-std::vector<at::Tensor> scan_forward(at::Tensor u, at::Tensor dt, at::Tensor A, at::Tensor Bt,
-                                     at::Tensor Ct, at::Tensor D, int64_t chunk) {
-  check_inputs(u, dt, A, Bt, Ct, D);
+std::vector<at::Tensor> scan_forward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor Bt,
+                                     at::Tensor Ct, at::Tensor D, at::Tensor bias,
+                                     bool softplus, int64_t chunk) {
+  check_inputs(u, delta, A, Bt, Ct, D, bias);
   const Dims s = make_dims(u, A, Bt, chunk);
   auto out = at::empty(u.sizes(), u.options());
   auto ckpt = at::empty({s.batch, s.kd, s.nchunks, s.N}, u.options());
   auto last = at::empty({s.batch, s.kd, s.N}, u.options());
-  const float *pu = u.data_ptr<float>(), *pdt = dt.data_ptr<float>(), *pA = A.data_ptr<float>(),
-              *pB = Bt.data_ptr<float>(), *pC = Ct.data_ptr<float>(), *pD = D.data_ptr<float>();
+  const float *pu = u.data_ptr<float>(), *pdl = delta.data_ptr<float>(), *pA = A.data_ptr<float>(),
+              *pB = Bt.data_ptr<float>(), *pC = Ct.data_ptr<float>(), *pD = D.data_ptr<float>(),
+              *pbias = bias.data_ptr<float>();
   float *py = out.data_ptr<float>(), *pk = ckpt.data_ptr<float>(), *pl = last.data_ptr<float>();
+  const auto channel = s.N == 16 ? &forward_channel<16> : &forward_channel<0>;
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, s.L));
   at::parallel_for(0, s.batch * s.kd, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> dt(s.L), prod(s.chunk * s.N);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / s.kd, d = i % s.kd;
-      if (s.N == 16)
-        forward_channel<16>(s, b, d, pu, pdt, pA, pB, pC, pD, py, pk, pl);
-      else
-        forward_channel<0>(s, b, d, pu, pdt, pA, pB, pC, pD, py, pk, pl);
+      step_sizes(pdl + i * s.L, pbias[d], softplus, s.L, dt.data(), nullptr);
+      channel(s, b, d, pu, dt.data(), pA, pB, pC, pD, py, pk, pl, prod.data());
     }
   });
   return {out, ckpt, last};
 }
 
 // returns (du, ddelta, dA (batch, KD, N), dBt, dCt (slices, batch, G, L, N), dD (batch, KD));
-// dA and dD are per batch element, dBt and dCt per slice: the caller sums them.
-std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor dt, at::Tensor A, at::Tensor Bt,
-                                      at::Tensor Ct, at::Tensor D, at::Tensor ckpt,
-                                      at::Tensor dout, int64_t chunk) {
-  check_inputs(u, dt, A, Bt, Ct, D);
+// ddelta is the gradient of the raw delta (before bias and softplus); dA and dD are per
+// batch element, dBt and dCt per slice: the caller sums them.
+std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor Bt,
+                                      at::Tensor Ct, at::Tensor D, at::Tensor bias, bool softplus,
+                                      at::Tensor ckpt, at::Tensor dout, int64_t chunk) {
+  check_inputs(u, delta, A, Bt, Ct, D, bias);
   TORCH_CHECK(dout.sizes() == u.sizes() && dout.is_contiguous() &&
                   dout.scalar_type() == at::kFloat, "dout: float32 contiguous (batch, KD, L)");
   const Dims s = make_dims(u, A, Bt, chunk);
@@ -280,14 +338,16 @@ std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor dt, at::Tensor A,
   auto dD = at::empty({s.batch, s.kd}, u.options());
   auto dB = at::zeros({slices, s.batch, s.groups, s.L, s.N}, u.options());
   auto dC = at::zeros({slices, s.batch, s.groups, s.L, s.N}, u.options());
-  const float *pu = u.data_ptr<float>(), *pdt = dt.data_ptr<float>(), *pA = A.data_ptr<float>(),
+  const float *pu = u.data_ptr<float>(), *pdl = delta.data_ptr<float>(), *pA = A.data_ptr<float>(),
               *pB = Bt.data_ptr<float>(), *pC = Ct.data_ptr<float>(), *pD = D.data_ptr<float>(),
-              *pk = ckpt.data_ptr<float>(), *pg = dout.data_ptr<float>();
+              *pbias = bias.data_ptr<float>(), *pk = ckpt.data_ptr<float>(),
+              *pg = dout.data_ptr<float>();
   float *pdu = du.data_ptr<float>(), *pddt = ddt.data_ptr<float>(), *pdA = dA.data_ptr<float>(),
         *pdD = dD.data_ptr<float>(), *pdB = dB.data_ptr<float>(), *pdC = dC.data_ptr<float>();
+  const auto channel = s.N == 16 ? &backward_channel<16> : &backward_channel<0>;
   const int64_t slab = s.batch * s.groups * s.L * s.N;
   at::parallel_for(0, bg * slices, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> hs((s.chunk + 1) * s.N), das(s.chunk * s.N);
+    std::vector<float> hs((s.chunk + 1) * s.N), das(s.chunk * s.N), dt(s.L), slope(s.L);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t sl = task % slices;
       const int64_t b = (task / slices) / s.groups;
@@ -297,12 +357,9 @@ std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor dt, at::Tensor A,
       float* dBg = pdB + sl * slab + (b * s.groups + g) * s.L * s.N;
       float* dCg = pdC + sl * slab + (b * s.groups + g) * s.L * s.N;
       for (int64_t d = d0; d < d1; ++d) {
-        if (s.N == 16)
-          backward_channel<16>(s, b, d, pu, pdt, pA, pB, pC, pD, pk, pg, pdu, pddt, pdA, pdD,
-                               dBg, dCg, hs.data(), das.data());
-        else
-          backward_channel<0>(s, b, d, pu, pdt, pA, pB, pC, pD, pk, pg, pdu, pddt, pdA, pdD,
-                              dBg, dCg, hs.data(), das.data());
+        step_sizes(pdl + (b * s.kd + d) * s.L, pbias[d], softplus, s.L, dt.data(), slope.data());
+        channel(s, b, d, pu, dt.data(), slope.data(), pA, pB, pC, pD, pk, pg, pdu, pddt, pdA, pdD,
+                dBg, dCg, hs.data(), das.data());
       }
     }
   });
