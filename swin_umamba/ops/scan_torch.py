@@ -14,11 +14,17 @@ overflows for long sequences with strong decay:
 
 Everything is made of differentiable torch ops, so autograd provides all gradients.
 The cost is O(L * N) work per channel with O(T * log_T(L)) Python-level steps.
+
+Under autograd the scan keeps only its inputs: backward runs it again to rebuild its
+intermediates (``torch.utils.checkpoint``). Kept, those would be a dozen
+(batch, KD, L, N) tensors per call, i.e. N times the size of the network's own activations
+(tens of GiB for a training batch on a GPU); recomputed, only one scan's are alive at a time.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 CHUNK = 16
 
@@ -67,7 +73,15 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) -> t
 def scan_torch(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False,
                return_last_state=False):
     """Selective scan with mamba-ssm ``selective_scan_fn`` semantics (float32 tensors expected;
-    the public :func:`swin_umamba.ops.selective_scan` takes care of casting)."""
+    the public :func:`swin_umamba.ops.selective_scan` takes care of casting); recomputed in
+    backward instead of keeping its intermediates."""
+    args = (u, delta, A, B, C, D, delta_bias, delta_softplus, return_last_state)
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in args):
+        return checkpoint(_scan, *args, use_reentrant=False)
+    return _scan(*args)
+
+
+def _scan(u, delta, A, B, C, D, delta_bias, delta_softplus, return_last_state):
     batch, kd, L = u.shape
     groups, N = B.shape[1], B.shape[2]
     dg = kd // groups
