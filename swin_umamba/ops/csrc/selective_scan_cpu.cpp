@@ -106,29 +106,42 @@ struct Dims {
   int64_t batch, kd, L, N, groups, chunk, nchunks;
 };
 
+// What one channel (batch element b, channel d) reads: its row of u (L,), its A (N,), B and
+// C of its group (L, N), its D; `row` indexes its rows of the other (batch, KD, ...) arrays.
+struct Channel {
+  int64_t row;  // b * KD + d
+  const float *u, *A, *B, *C;
+  float D;
+};
+
+struct Inputs {
+  const float *u, *A, *B, *C, *D;
+
+  Channel channel(const Dims& s, int64_t b, int64_t d) const {
+    const int64_t row = b * s.kd + d;
+    const int64_t group = b * s.groups + d / (s.kd / s.groups);
+    return {row, u + row * s.L, A + d * s.N, B + group * s.L * s.N, C + group * s.L * s.N, D[d]};
+  }
+};
+
 // ---------------------------------------------------------------- forward
 template <int NT>
-void forward_channel(const Dims& s, int64_t b, int64_t d,
-                     const float* __restrict__ u, const float* __restrict__ dr,
-                     const float* __restrict__ A, const float* __restrict__ Bt,
-                     const float* __restrict__ Ct, const float* __restrict__ Dv,
+void forward_channel(const Dims& s, const Channel& ch, const float* __restrict__ dr,
                      float* __restrict__ out, float* __restrict__ ckpt,
                      float* __restrict__ last, float* __restrict__ prod) {
   const int N = NT > 0 ? NT : static_cast<int>(s.N);
   const int64_t L = s.L;
-  const int64_t g = d / (s.kd / s.groups);
-  const int64_t row = (b * s.kd + d) * L;
-  const float* ur = u + row;
-  float* yr = out + row;
-  const float* Bg = Bt + (b * s.groups + g) * L * N;
-  const float* Cg = Ct + (b * s.groups + g) * L * N;
-  float* ck = ckpt + (b * s.kd + d) * s.nchunks * N;
-  const float Dd = Dv[d];
+  const float* __restrict__ ur = ch.u;
+  const float* __restrict__ Bg = ch.B;
+  const float* __restrict__ Cg = ch.C;
+  const float Dd = ch.D;
+  float* yr = out + ch.row * L;
+  float* ck = ckpt + ch.row * s.nchunks * N;
 
   alignas(64) float a2[NT > 0 ? NT : kMaxN];
   alignas(64) float h[NT > 0 ? NT : kMaxN];
   for (int n = 0; n < N; ++n) {
-    a2[n] = A[d * N + n] * kLog2e;
+    a2[n] = ch.A[n] * kLog2e;
     h[n] = 0.0f;
   }
   for (int64_t c = 0; c < s.nchunks; ++c) {
@@ -158,7 +171,7 @@ void forward_channel(const Dims& s, int64_t b, int64_t d,
       yr[t] = y + Dd * ur[t];
     }
   }
-  float* lr = last + (b * s.kd + d) * N;
+  float* lr = last + ch.row * N;
   for (int n = 0; n < N; ++n) lr[n] = h[n];
 }
 
@@ -166,35 +179,30 @@ void forward_channel(const Dims& s, int64_t b, int64_t d,
 // One channel; dB/dC are accumulated into the (L, N) slices dBg/dCg shared by
 // the channels of this group that the calling task owns.
 template <int NT>
-void backward_channel(const Dims& s, int64_t b, int64_t d,
-                      const float* __restrict__ u, const float* __restrict__ dr,
-                      const float* __restrict__ slope,
-                      const float* __restrict__ A, const float* __restrict__ Bt,
-                      const float* __restrict__ Ct, const float* __restrict__ Dv,
-                      const float* __restrict__ ckpt, const float* __restrict__ dout,
+void backward_channel(const Dims& s, const Channel& ch, const float* __restrict__ dr,
+                      const float* __restrict__ slope, const float* __restrict__ ckpt,
+                      const float* __restrict__ dout,
                       float* __restrict__ du, float* __restrict__ ddt,
                       float* __restrict__ dA, float* __restrict__ dD,
                       float* __restrict__ dBg, float* __restrict__ dCg,
                       float* __restrict__ hs, float* __restrict__ das) {
   const int N = NT > 0 ? NT : static_cast<int>(s.N);
   const int64_t L = s.L;
-  const int64_t g = d / (s.kd / s.groups);
-  const int64_t row = (b * s.kd + d) * L;
-  const float* ur = u + row;
-  const float* gy = dout + row;
-  float* dur = du + row;
-  float* ddr = ddt + row;
-  const float* Bg = Bt + (b * s.groups + g) * L * N;
-  const float* Cg = Ct + (b * s.groups + g) * L * N;
-  const float* ck = ckpt + (b * s.kd + d) * s.nchunks * N;
-  const float Dd = Dv[d];
+  const float* __restrict__ ur = ch.u;
+  const float* __restrict__ Bg = ch.B;
+  const float* __restrict__ Cg = ch.C;
+  const float Dd = ch.D;
+  const float* gy = dout + ch.row * L;
+  float* dur = du + ch.row * L;
+  float* ddr = ddt + ch.row * L;
+  const float* ck = ckpt + ch.row * s.nchunks * N;
 
   alignas(64) float a[NT > 0 ? NT : kMaxN];
   alignas(64) float a2[NT > 0 ? NT : kMaxN];
   alignas(64) float carry[NT > 0 ? NT : kMaxN];
   alignas(64) float dAacc[NT > 0 ? NT : kMaxN];
   for (int n = 0; n < N; ++n) {
-    a[n] = A[d * N + n];
+    a[n] = ch.A[n];
     a2[n] = a[n] * kLog2e;
     carry[n] = 0.0f;
     dAacc[n] = 0.0f;
@@ -252,9 +260,9 @@ void backward_channel(const Dims& s, int64_t b, int64_t d,
       dDacc += dy * ut;
     }
   }
-  float* dAr = dA + (b * s.kd + d) * N;
+  float* dAr = dA + ch.row * N;
   for (int n = 0; n < N; ++n) dAr[n] = dAacc[n];
-  dD[b * s.kd + d] = dDacc;
+  dD[ch.row] = dDacc;
 }
 
 void check_inputs(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
@@ -288,6 +296,12 @@ Dims make_dims(const at::Tensor& u, const at::Tensor& A, const at::Tensor& Bt, i
   return s;
 }
 
+Inputs inputs_of(const at::Tensor& u, const at::Tensor& A, const at::Tensor& Bt,
+                 const at::Tensor& Ct, const at::Tensor& D) {
+  return {u.data_ptr<float>(), A.data_ptr<float>(), Bt.data_ptr<float>(), Ct.data_ptr<float>(),
+          D.data_ptr<float>()};
+}
+
 // returns (out, checkpoints (batch, KD, nchunks, N), last_state (batch, KD, N))
 std::vector<at::Tensor> scan_forward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor Bt,
                                      at::Tensor Ct, at::Tensor D, at::Tensor bias,
@@ -297,9 +311,8 @@ std::vector<at::Tensor> scan_forward(at::Tensor u, at::Tensor delta, at::Tensor 
   auto out = at::empty(u.sizes(), u.options());
   auto ckpt = at::empty({s.batch, s.kd, s.nchunks, s.N}, u.options());
   auto last = at::empty({s.batch, s.kd, s.N}, u.options());
-  const float *pu = u.data_ptr<float>(), *pdl = delta.data_ptr<float>(), *pA = A.data_ptr<float>(),
-              *pB = Bt.data_ptr<float>(), *pC = Ct.data_ptr<float>(), *pD = D.data_ptr<float>(),
-              *pbias = bias.data_ptr<float>();
+  const Inputs in = inputs_of(u, A, Bt, Ct, D);
+  const float *pdl = delta.data_ptr<float>(), *pbias = bias.data_ptr<float>();
   float *py = out.data_ptr<float>(), *pk = ckpt.data_ptr<float>(), *pl = last.data_ptr<float>();
   const auto channel = s.N == 16 ? &forward_channel<16> : &forward_channel<0>;
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, s.L));
@@ -308,7 +321,7 @@ std::vector<at::Tensor> scan_forward(at::Tensor u, at::Tensor delta, at::Tensor 
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / s.kd, d = i % s.kd;
       step_sizes(pdl + i * s.L, pbias[d], softplus, s.L, dt.data(), nullptr);
-      channel(s, b, d, pu, dt.data(), pA, pB, pC, pD, py, pk, pl, prod.data());
+      channel(s, in.channel(s, b, d), dt.data(), py, pk, pl, prod.data());
     }
   });
   return {out, ckpt, last};
@@ -338,10 +351,9 @@ std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor delta, at::Tensor
   auto dD = at::empty({s.batch, s.kd}, u.options());
   auto dB = at::zeros({slices, s.batch, s.groups, s.L, s.N}, u.options());
   auto dC = at::zeros({slices, s.batch, s.groups, s.L, s.N}, u.options());
-  const float *pu = u.data_ptr<float>(), *pdl = delta.data_ptr<float>(), *pA = A.data_ptr<float>(),
-              *pB = Bt.data_ptr<float>(), *pC = Ct.data_ptr<float>(), *pD = D.data_ptr<float>(),
-              *pbias = bias.data_ptr<float>(), *pk = ckpt.data_ptr<float>(),
-              *pg = dout.data_ptr<float>();
+  const Inputs in = inputs_of(u, A, Bt, Ct, D);
+  const float *pdl = delta.data_ptr<float>(), *pbias = bias.data_ptr<float>(),
+              *pk = ckpt.data_ptr<float>(), *pg = dout.data_ptr<float>();
   float *pdu = du.data_ptr<float>(), *pddt = ddt.data_ptr<float>(), *pdA = dA.data_ptr<float>(),
         *pdD = dD.data_ptr<float>(), *pdB = dB.data_ptr<float>(), *pdC = dC.data_ptr<float>();
   const auto channel = s.N == 16 ? &backward_channel<16> : &backward_channel<0>;
@@ -358,8 +370,8 @@ std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor delta, at::Tensor
       float* dCg = pdC + sl * slab + (b * s.groups + g) * s.L * s.N;
       for (int64_t d = d0; d < d1; ++d) {
         step_sizes(pdl + (b * s.kd + d) * s.L, pbias[d], softplus, s.L, dt.data(), slope.data());
-        channel(s, b, d, pu, dt.data(), slope.data(), pA, pB, pC, pD, pk, pg, pdu, pddt, pdA, pdD,
-                dBg, dCg, hs.data(), das.data());
+        channel(s, in.channel(s, b, d), dt.data(), slope.data(), pk, pg, pdu, pddt, pdA, pdD, dBg,
+                dCg, hs.data(), das.data());
       }
     }
   });
