@@ -18,17 +18,22 @@ LN_EPS = 1e-5
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: drops the residual branch per sample while training."""
+    """Stochastic depth: drops the residual branch per sample while training.
+
+    The keep probability is a (non-persistent) buffer, not a Python float, so that
+    torch.compile does not specialise on it: blocks with different rates share one compiled
+    graph instead of recompiling per block until Dynamo's recompile limit is hit."""
 
     def __init__(self, p: float = 0.0):
         super().__init__()
         self.p = float(p)
+        self.register_buffer("keep", torch.tensor(1.0 - self.p), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0.0 or not self.training:
             return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        keep = self.keep.to(x.dtype)
+        mask = (torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype) < keep).to(x.dtype)
         return x * mask / keep
 
     def extra_repr(self) -> str:

@@ -109,7 +109,30 @@ def load_kernel(verbose: bool = False):
             log.warning("CPU selective-scan kernel unavailable: %s", _failed)
             return None
         build_seconds = time.perf_counter() - start
+        try:
+            _register_fakes(name)
+        except Exception as exc:  # eager use is unaffected
+            log.warning("CPU selective-scan kernel: torch.compile cannot trace it (%s)", exc)
         return _kernel
+
+
+def _register_fakes(name: str) -> None:
+    """Shapes of the kernel's outputs for tracing (torch.compile, meta tensors): without them
+    Dynamo runs the C++ code on tensors that have no data and fails."""
+
+    def forward(u, delta, A, Bt, Ct, D, bias, softplus, chunk):
+        batch, kd, L = u.shape
+        nchunks = max(1, -(-L // max(1, chunk)))
+        return [u.new_empty(u.shape), u.new_empty(batch, kd, nchunks, A.shape[1]),
+                u.new_empty(batch, kd, A.shape[1])]
+
+    def backward(u, delta, A, Bt, Ct, D, bias, softplus, ckpt, dout, chunk):
+        batch, kd, _ = u.shape
+        return [u.new_empty(u.shape), u.new_empty(u.shape), u.new_empty(batch, kd, A.shape[1]),
+                Bt.new_empty(Bt.shape), Ct.new_empty(Ct.shape), u.new_empty(batch, kd)]
+
+    torch.library.register_fake(f"{name}::forward", forward)
+    torch.library.register_fake(f"{name}::backward", backward)
 
 
 def kernel_error() -> str | None:
@@ -140,11 +163,9 @@ class _ScanCPU(torch.autograd.Function):
         du, ddelta, dA, dBt, dCt, dD = load_kernel().backward(
             u, delta, A, Bt, Ct, D, delta_bias, ctx.delta_softplus, ckpt, dout.contiguous(), CHUNK
         )
-        # dBt/dCt: (slices, batch, G, L, N) partial sums; dA/dD: per batch element
-        dB = dBt.sum(0) if dBt.shape[0] > 1 else dBt[0]
-        dC = dCt.sum(0) if dCt.shape[0] > 1 else dCt[0]
+        # dA/dD: per batch element
         dbias = ddelta.sum((0, 2)) if ctx.needs_input_grad[6] else None
-        return (du, ddelta, dA.sum(0), dB.transpose(-1, -2), dC.transpose(-1, -2), dD.sum(0), dbias,
+        return (du, ddelta, dA.sum(0), dBt.transpose(-1, -2), dCt.transpose(-1, -2), dD.sum(0), dbias,
                 None)
 
 

@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from swin_umamba.nets import SwinUMamba
 from swin_umamba.nets.padding import NETWORK_STRIDE
+from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
 
@@ -134,6 +135,9 @@ class SwinUMambaTrainerBase(nnUNetTrainer):
             self.num_epochs = stop
             self.print_to_log_file(f"{STOP_ENV_VAR}={stop}: stopping after epoch {stop - 1} of a "
                                    f"{self.schedule_epochs}-epoch cosine schedule")
+        # load (or build) the scan kernel now: inside torch.compile's tracing, the first load
+        # would break the graph
+        selective_scan_backend(self.device)
         super().initialize()
         self._initial_fingerprint = _fingerprint(unwrap(self.network))
 

@@ -327,9 +327,9 @@ std::vector<at::Tensor> scan_forward(at::Tensor u, at::Tensor delta, at::Tensor 
   return {out, ckpt, last};
 }
 
-// returns (du, ddelta, dA (batch, KD, N), dBt, dCt (slices, batch, G, L, N), dD (batch, KD));
+// returns (du, ddelta, dA (batch, KD, N), dBt, dCt (batch, G, L, N), dD (batch, KD));
 // ddelta is the gradient of the raw delta (before bias and softplus); dA and dD are per
-// batch element, dBt and dCt per slice: the caller sums them.
+// batch element: the caller sums them.
 std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor Bt,
                                       at::Tensor Ct, at::Tensor D, at::Tensor bias, bool softplus,
                                       at::Tensor ckpt, at::Tensor dout, int64_t chunk) {
@@ -375,15 +375,27 @@ std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor delta, at::Tensor
       }
     }
   });
-  return {du, ddt, dA, dB, dC, dD};
+  // one accumulator per slice: sum them here, so that the outputs' shapes do not depend on
+  // the number of threads (torch.compile's fake implementation has to know them)
+  if (slices > 1) return {du, ddt, dA, dB.sum(0), dC.sum(0), dD};
+  return {du, ddt, dA, dB.select(0, 0), dC.select(0, 0), dD};
 }
 
 }  // namespace
 
 // TORCH_EXTENSION_NAME is defined by torch.utils.cpp_extension; the extra macro level
-// expands it before TORCH_LIBRARY pastes it into identifiers.
+// expands it before TORCH_LIBRARY pastes it into identifiers. The operators get explicit
+// schemas and CPU kernels (not catch-all ones), so that scan_cpu.py can give them fake
+// implementations for torch.compile.
 #define SWIN_UMAMBA_REGISTER(ns, m) TORCH_LIBRARY(ns, m)
+#define SWIN_UMAMBA_REGISTER_CPU(ns, m) TORCH_LIBRARY_IMPL(ns, CPU, m)
 SWIN_UMAMBA_REGISTER(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &scan_forward);
-  m.def("backward", &scan_backward);
+  m.def("forward(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor D, Tensor bias, "
+        "bool softplus, int chunk) -> Tensor[]");
+  m.def("backward(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor D, Tensor bias, "
+        "bool softplus, Tensor ckpt, Tensor dout, int chunk) -> Tensor[]");
+}
+SWIN_UMAMBA_REGISTER_CPU(TORCH_EXTENSION_NAME, m) {
+  m.impl("forward", &scan_forward);
+  m.impl("backward", &scan_backward);
 }
