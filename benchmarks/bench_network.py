@@ -370,30 +370,25 @@ def print_tables(summary: dict, out=print) -> None:
     out("  x floor = ours / same network with the scan replaced by a no-cost stand-in (median over rounds of the "
         "ratio of a round's two calls); scan share = 1 - 1/(x floor);"
         " cpu x = same ratio of process CPU time; x plain = ours / nnU-Net's default 2D PlainConvUNet")
-    head = (f"{'network':>12} {'patch':>8} {'mode':>6} {'ours s':>8} {'floor s':>8} {'x floor':>8} {'scan %':>7} "
-            f"{'cpu x':>6} {'plain s':>8} {'x plain':>8}  {'target':<16} {'':4}")
-    out(head)
-    out("-" * len(head))
-    for r in summary["time"]:
-        share = None if r["scan_share"] is None else 100 * r["scan_share"]
-        out(f"{r['network']:>12} {str(r['size']) + 'x' + str(r['size']):>8} {r['mode']:>6} "
-            f"{timing.fmt(r['scan_s'], '.3f', 8)} {timing.fmt(r['floor_s'], '.3f', 8)} "
-            f"{timing.fmt(r['x_floor'], '.3f', 8)} {timing.fmt(share, '.1f', 7)} {timing.fmt(r['cpu_x_floor'], '.2f', 6)} "
-            f"{timing.fmt(r['plain_s'], '.3f', 8)} {timing.fmt(r['x_plain'], '.2f', 8)}  {r['target']:<16} "
-            f"{r['verdict'] or '':4}")
+    patch = ("patch", ">8", lambda r: f"{r['size']}x{r['size']}")
+    target = [(" target", "<17", lambda r: " " + r["target"]), ("", "<4", lambda r: r["verdict"] or "")]
+    timing.print_table([("network", ">12", lambda r: r["network"]), patch, ("mode", ">6", lambda r: r["mode"]),
+                        ("ours s", ">8", timing.number("scan_s", ".3f")),
+                        ("floor s", ">8", timing.number("floor_s", ".3f")),
+                        ("x floor", ">8", timing.number("x_floor", ".3f")),
+                        ("scan %", ">7", lambda r: None if r["scan_share"] is None else f"{100 * r['scan_share']:.1f}"),
+                        ("cpu x", ">6", timing.number("cpu_x_floor", ".2f")),
+                        ("plain s", ">8", timing.number("plain_s", ".3f")),
+                        ("x plain", ">8", timing.number("x_plain", ".2f")), *target], summary["time"], out)
     out("")
     out(f"Peak memory: growth of the process's peak RSS during the first call over the RSS after building the "
         f"network and the input, each in a fresh process; method: {summary['memory_method']}")
-    head = (f"{'network':>12} {'patch':>8} {'mode':>6} {'batch':>5} {'ours MB':>8} {'floor MB':>9} {'x floor':>8} "
-            f"{'plain MB':>9} {'x plain':>8}  {'target':<16} {'':4}")
-    out(head)
-    out("-" * len(head))
-    for r in summary["memory"]:
-        out(f"{r['network']:>12} {str(r['size']) + 'x' + str(r['size']):>8} {r['mode']:>6} {r['batch']:>5} "
-            f"{timing.fmt(r['scan_mb'], '.0f', 8)} {timing.fmt(r['floor_mb'], '.0f', 9)} "
-            f"{timing.fmt(r['x_floor'], '.3f', 8)} {timing.fmt(r['plain_mb'], '.0f', 9)} "
-            f"{timing.fmt(r['x_plain'], '.2f', 8)}  {r['target']:<16} {r['verdict'] or '':4}")
-
+    timing.print_table([("network", ">12", lambda r: r["network"]), patch, ("mode", ">6", lambda r: r["mode"]),
+                        ("batch", ">5", lambda r: r["batch"]), ("ours MB", ">8", timing.number("scan_mb", ".0f")),
+                        ("floor MB", ">9", timing.number("floor_mb", ".0f")),
+                        ("x floor", ">8", timing.number("x_floor", ".3f")),
+                        ("plain MB", ">9", timing.number("plain_mb", ".0f")),
+                        ("x plain", ">8", timing.number("x_plain", ".2f")), *target], summary["memory"], out)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

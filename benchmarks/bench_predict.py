@@ -271,16 +271,13 @@ def print_table(rows: list[dict], out=print) -> None:
         f"cpu_count = {multiprocessing.cpu_count()}; median wall seconds")
     if rows:
         out(f"  command: nnUNetv2_predict {rows[0]['command']}   (-tr {DEFAULT} / {OURS}, both on the same plans)")
-    head = (f"{'dataset':>26} {'case':>10} {'image':>14} {'patch':>9} {'TTA':>4} {'nnU-Net s':>10} {'ours s':>8} "
-            f"{'x nnU-Net':>10}")
-    out(head)
-    out("-" * len(head))
-    for r in rows:
-        out(f"{r['dataset']:>26} {r['what']:>10} {'x'.join(map(str, r['image_size'])):>14} "
-            f"{'x'.join(map(str, r['patch_size'])):>9} {'yes' if r['tta'] else 'no':>4} "
-            f"{timing.fmt(r['nnunet_s'], '.2f', 10)} {timing.fmt(r['ours_s'], '.2f', 8)} "
-            f"{timing.fmt(r['x_nnunet'], '.2f', 10)}")
-
+    size = lambda key: lambda r: "x".join(map(str, r[key]))  # noqa: E731
+    timing.print_table([("dataset", ">26", lambda r: r["dataset"]), ("case", ">10", lambda r: r["what"]),
+                        ("image", ">14", size("image_size")), ("patch", ">9", size("patch_size")),
+                        ("TTA", ">4", lambda r: "yes" if r["tta"] else "no"),
+                        ("nnU-Net s", ">10", timing.number("nnunet_s", ".2f")),
+                        ("ours s", ">8", timing.number("ours_s", ".2f")),
+                        ("x nnU-Net", ">10", timing.number("x_nnunet", ".2f"))], rows, out)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

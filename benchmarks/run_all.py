@@ -97,16 +97,15 @@ def print_scan_table(rows: list[dict], backend: str, out=print) -> None:
         f"inputs and measurement from benchmarks/bench_scan.py; median wall seconds")
     out("  x oracle = oracle / ours (speed-up); cpu x = same ratio of process CPU time; MB = peak RSS growth of the "
         "first call (in this process)")
-    head = (f"{'KD x L':>11} {'mode':>6} {'ours s':>9} {'oracle s':>9} {'x oracle':>9} {'cpu x':>7} {'ours MB':>8} "
-            f"{'oracle MB':>9}  {'target':<16} {'':7}")
-    out(head)
-    out("-" * len(head))
-    for r in rows:
-        out(f"{str(r['kd']) + 'x' + str(r['L']):>11} {r['mode']:>6} {timing.fmt(r['ours_s'], '.4f', 9)} "
-            f"{timing.fmt(r['oracle_s'], '.3f', 9)} {timing.fmt(r['speedup'], '.1f', 9)} "
-            f"{timing.fmt(r['cpu_speedup'], '.1f', 7)} {timing.fmt(r['ours_mb'], '.0f', 8)} "
-            f"{timing.fmt(r['oracle_mb'], '.0f', 9)}  {r['target']:<16} {r['verdict'] or '':7}")
-
+    timing.print_table([("KD x L", ">11", lambda r: f"{r['kd']}x{r['L']}"), ("mode", ">6", lambda r: r["mode"]),
+                        ("ours s", ">9", timing.number("ours_s", ".4f")),
+                        ("oracle s", ">9", timing.number("oracle_s", ".3f")),
+                        ("x oracle", ">9", timing.number("speedup", ".1f")),
+                        ("cpu x", ">7", timing.number("cpu_speedup", ".1f")),
+                        ("ours MB", ">8", timing.number("ours_mb", ".0f")),
+                        ("oracle MB", ">9", timing.number("oracle_mb", ".0f")),
+                        (" target", "<17", lambda r: " " + r["target"]),
+                        ("", "<7", lambda r: r["verdict"] or "")], rows, out)
 
 # targets -----------------------------------------------------------------------------------------------
 def target_rows(scan_rows, network_summary) -> list[dict]:

@@ -126,3 +126,20 @@ def ratio(num, den):
 
 def fmt(value, spec: str, width: int) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def print_table(columns, rows, out=print) -> None:
+    """A header line, a rule and one line per row. ``columns``: (title, align, cell) triples,
+    ``align`` a format alignment and width such as ">9" or "<16", ``cell(row)`` the value
+    shown (None prints as "-")."""
+    head = " ".join(f"{title:{align}}" for title, align, _ in columns)
+    out(head)
+    out("-" * len(head))
+    for row in rows:
+        cells = ("-" if (v := cell(row)) is None else str(v) for _, _, cell in columns)
+        out(" ".join(f"{text:{align}}" for text, (_, align, _) in zip(cells, columns)))
+
+
+def number(key: str, spec: str):
+    """A ``print_table`` cell: row[key] formatted with ``spec``, None when missing."""
+    return lambda row: None if row.get(key) is None else format(row[key], spec)

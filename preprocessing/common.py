@@ -80,6 +80,16 @@ def verify_with_nnunet(folder: Path, num_processes: int = 2) -> None:
         raise ConversionError(f"nnU-Net's integrity check failed for the converted dataset: {exc}") from exc
 
 
+def finish_rgb_png_dataset(staging: Path, *, labels: dict, num_training: int, name: str, description: str,
+                           reference: str, verify: bool, num_processes: int) -> None:
+    """The last step of the 2D converters: dataset.json for RGB PNG images, then (``verify``)
+    nnU-Net's integrity check, still inside the staging folder."""
+    write_dataset_json(staging, channel_names=RGB_CHANNELS, labels=labels, num_training=num_training,
+                       file_ending=".png", name=name, description=description, reference=reference)
+    if verify:
+        verify_with_nnunet(staging, num_processes)
+
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
 
 

@@ -32,10 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (RGB_CHANNELS, ConversionError, progress, read_image, save_png, staged_target,
-                     verify_with_nnunet, warn, write_dataset_json)
+from .common import (ConversionError, finish_rgb_png_dataset, progress, read_image, save_png, staged_target,
+                     warn)
 
 DATASET_NAME = "Dataset704_Endovis17"
+DESCRIPTION = ("EndoVis 2017 Robotic Instrument Segmentation, left frames, instrument-type labels "
+              "merged from the per-instrument masks.")
+REFERENCE = "https://endovissub2017-roboticinstrumentsegmentation.grand-challenge.org/"
 INSTRUMENT_CLASSES: tuple[tuple[str, int], ...] = (
     ("bipolar_forceps", 1), ("prograsp_forceps", 2), ("needle_driver", 3), ("vessel_sealer", 4),
     ("grasping_retractor", 5), ("curved_scissors", 6), ("other", 7), ("ultrasound", 7),
@@ -151,14 +154,8 @@ def convert_endovis17(train_root: Path, raw_folder: Path, *, test_root: Path | N
         if test_root is not None:
             _convert_split(Path(test_root), staging / "imagesTs",
                            staging / "labelsTs" if test_has_labels else None, "test")
-        write_dataset_json(
-            staging, channel_names=RGB_CHANNELS, labels=LABELS_704, num_training=n_train,
-            file_ending=".png", name=DATASET_NAME,
-            description="EndoVis 2017 Robotic Instrument Segmentation, left frames, instrument-type labels "
-                        "merged from the per-instrument masks.",
-            reference="https://endovissub2017-roboticinstrumentsegmentation.grand-challenge.org/",
-        )
-        if verify:
-            verify_with_nnunet(staging, num_processes)
+        finish_rgb_png_dataset(staging, labels=LABELS_704, num_training=n_train, name=DATASET_NAME,
+                               description=DESCRIPTION, reference=REFERENCE, verify=verify,
+                               num_processes=num_processes)
     print(f"done: {target}", flush=True)
     return target

@@ -34,10 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (IMAGE_SUFFIXES, RGB_CHANNELS, ConversionError, integer_labels, progress, read_image,
-                     save_png, staged_target, verify_with_nnunet, write_dataset_json)
+from .common import (IMAGE_SUFFIXES, ConversionError, finish_rgb_png_dataset, integer_labels, progress,
+                     read_image, save_png, staged_target)
 
 DATASET_NAME = "Dataset703_NeurIPSCell"
+DESCRIPTION = ("NeurIPS 2022 Cell Segmentation: images as 8-bit RGB (per-channel 1-99 percentile "
+              "stretch), instances as background / interior / boundary (8-neighbour boundary rule).")
+REFERENCE = "https://neurips22-cellseg.grand-challenge.org/"
 LABELS_703 = {"background": 0, "interior": 1, "boundary": 2}
 LABEL_SUFFIXES = ("_label.tiff", "_label.tif")
 
@@ -159,15 +162,9 @@ def convert_neurips_cell(images: Path, labels: Path, raw_folder: Path, *, test_i
                 rgb = to_rgb8(read_image(image_path), image_path)
             save_png(staging / "imagesTs" / f"{case}_0000.png", rgb)
             progress(i, len(test), case, every=50)
-        write_dataset_json(
-            staging, channel_names=RGB_CHANNELS, labels=LABELS_703, num_training=len(training),
-            file_ending=".png", name=DATASET_NAME,
-            description="NeurIPS 2022 Cell Segmentation: images as 8-bit RGB (per-channel 1-99 percentile "
-                        "stretch), instances as background / interior / boundary (8-neighbour boundary rule).",
-            reference="https://neurips22-cellseg.grand-challenge.org/",
-        )
-        if verify:
-            verify_with_nnunet(staging, num_processes)
+        finish_rgb_png_dataset(staging, labels=LABELS_703, num_training=len(training), name=DATASET_NAME,
+                               description=DESCRIPTION, reference=REFERENCE, verify=verify,
+                               num_processes=num_processes)
     print(f"done: {target}", flush=True)
     return target
 

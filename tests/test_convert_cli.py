@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from swin_umamba.preprocessing import cli, endovis17
+from swin_umamba.preprocessing import cli, common, endovis17
 from swin_umamba.preprocessing.common import ConversionError
 
 COMMANDS = ("convert-amos", "convert-neurips-cell", "convert-endovis17", "cells-to-instances")
@@ -48,7 +48,7 @@ def test_failed_integrity_check_leaves_no_target(tmp_path, monkeypatch):
     def failing_check(folder, num_processes=2):
         raise ConversionError("integrity check failed")
 
-    monkeypatch.setattr(endovis17, "verify_with_nnunet", failing_check)
+    monkeypatch.setattr(common, "verify_with_nnunet", failing_check)
     with pytest.raises(ConversionError, match="integrity"):
         endovis17.convert_endovis17(tmp_path / "train", tmp_path / "raw")
     assert not any((tmp_path / "raw").iterdir())

@@ -19,6 +19,7 @@ import SimpleITK as sitk
 import torch
 
 from swin_umamba.commands.setup import trainers_dir
+from tests.nnunet_workspace import NnUNetWorkspace
 from tests.synthetic_weights import write_model_only_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,24 +29,12 @@ TINY = "nnUNetTrainerSwinUMambaScratch_tiny"
 SHORT_PRETRAINED = "nnUNetTrainerSwinUMamba_test"
 
 
-class Workspace:
+class Workspace(NnUNetWorkspace):
     def __init__(self, root: Path):
-        self.root = root
-        self.raw, self.pre, self.results = root / "raw", root / "preprocessed", root / "results"
-        for d in (self.raw, self.pre, self.results):
-            d.mkdir(parents=True)
+        super().__init__(root, os.pathsep.join([str(trainers_dir()), str(REPO / "tests" / "nnunet_trainers")]),
+                         unset=("SWIN_UMAMBA_PRETRAINED",))
         shutil.copytree(DEMO, self.raw / DEMO.name)
-        self.env = {
-            **os.environ,
-            "nnUNet_raw": str(self.raw),
-            "nnUNet_preprocessed": str(self.pre),
-            "nnUNet_results": str(self.results),
-            "nnUNet_extTrainer": os.pathsep.join([str(trainers_dir()), str(REPO / "tests" / "nnunet_trainers")]),
-            "nnUNet_def_n_proc": "1",
-            "nnUNet_n_proc_DA": "1",
-            "PYTHONPATH": str(REPO),
-        }
-        self.env.pop("SWIN_UMAMBA_PRETRAINED", None)
+        self.env["PYTHONPATH"] = str(REPO)
 
     def run(self, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(BIN / args[0]), *args[1:]]

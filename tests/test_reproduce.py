@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from swin_umamba.commands.reproduce import RECIPES, sha256_of
+from tests.nnunet_workspace import NnUNetWorkspace
 from swin_umamba.commands.setup import trainers_dir
 from swin_umamba.preprocessing.neurips_cell import convert_neurips_cell
 
@@ -59,27 +60,14 @@ def make_miniature_703(root: Path, raw: Path) -> None:
                          test_labels=folders["test_labels"], verify=False)
 
 
-class Workspace:
+class Workspace(NnUNetWorkspace):
     def __init__(self, root: Path):
-        self.root = root
-        self.raw, self.pre, self.results = root / "raw", root / "preprocessed", root / "results"
-        for folder in (self.raw, self.pre, self.results):
-            folder.mkdir(parents=True)
+        # only the test trainers: the command must add the package's folder itself
+        super().__init__(root, str(REPO / "tests" / "nnunet_trainers"),
+                         unset=("SWIN_UMAMBA_PRETRAINED", "SWIN_UMAMBA_STOP_AFTER_EPOCHS"))
         make_miniature_703(root, self.raw)
         self.out = root / "reproduction"
-        self.env = {
-            **os.environ,
-            "nnUNet_raw": str(self.raw),
-            "nnUNet_preprocessed": str(self.pre),
-            "nnUNet_results": str(self.results),
-            # only the test trainers: the command must add the package's folder itself
-            "nnUNet_extTrainer": str(REPO / "tests" / "nnunet_trainers"),
-            "nnUNet_def_n_proc": "1",
-            "nnUNet_n_proc_DA": "1",
-            "nnUNet_compile": "f",
-        }
-        for var in ("SWIN_UMAMBA_PRETRAINED", "SWIN_UMAMBA_STOP_AFTER_EPOCHS"):
-            self.env.pop(var, None)
+        self.env["nnUNet_compile"] = "f"
 
     def reproduce(self, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "swin_umamba.cli", "reproduce", "--dataset", "703", "--trainer", TRAINER,

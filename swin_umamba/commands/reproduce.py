@@ -129,25 +129,13 @@ class Run:
     def model_folder(self) -> Path:
         return self.results / self.dataset_name / f"{self.trainer}__{PLANS}__{CONFIGURATION}" / f"fold_{FOLD}"
 
-    @property
-    def predictions(self) -> Path:
-        return self.out / "predictions"
-
-    @property
-    def instances(self) -> Path:
-        return self.out / "instances"
-
-    @property
-    def metrics_csv(self) -> Path:
-        return self.out / "metrics.csv"
-
-    @property
-    def state_file(self) -> Path:
-        return self.out / "state.json"
-
-    @property
-    def logs(self) -> Path:
-        return self.out / "logs"
+    def __post_init__(self):
+        # what the run writes under --out
+        self.predictions = self.out / "predictions"
+        self.instances = self.out / "instances"
+        self.metrics_csv = self.out / "metrics.csv"
+        self.state_file = self.out / "state.json"
+        self.logs = self.out / "logs"
 
     # state of the steps done so far -------------------------------------------------------------------
     def load_state(self) -> dict:

@@ -110,7 +110,10 @@ struct Dims {
 // C of its group (L, N), its D; `row` indexes its rows of the other (batch, KD, ...) arrays.
 struct Channel {
   int64_t row;  // b * KD + d
-  const float *u, *A, *B, *C;
+  const float* __restrict__ u;
+  const float* __restrict__ A;
+  const float* __restrict__ B;
+  const float* __restrict__ C;
   float D;
 };
 
@@ -131,10 +134,6 @@ void forward_channel(const Dims& s, const Channel& ch, const float* __restrict__
                      float* __restrict__ last, float* __restrict__ prod) {
   const int N = NT > 0 ? NT : static_cast<int>(s.N);
   const int64_t L = s.L;
-  const float* __restrict__ ur = ch.u;
-  const float* __restrict__ Bg = ch.B;
-  const float* __restrict__ Cg = ch.C;
-  const float Dd = ch.D;
   float* yr = out + ch.row * L;
   float* ck = ckpt + ch.row * s.nchunks * N;
 
@@ -152,9 +151,9 @@ void forward_channel(const Dims& s, const Channel& ch, const float* __restrict__
     // loop (summing inside the recurrence makes it about a third slower)
     for (int64_t t = t0; t < t1; ++t) {
       const float dtt = dr[t];
-      const float dtu = dtt * ur[t];
-      const float* Bn = Bg + t * N;
-      const float* Cn = Cg + t * N;
+      const float dtu = dtt * ch.u[t];
+      const float* Bn = ch.B + t * N;
+      const float* Cn = ch.C + t * N;
       float* pj = prod + (t - t0) * N;
 #pragma omp simd
       for (int n = 0; n < N; ++n) {
@@ -168,7 +167,7 @@ void forward_channel(const Dims& s, const Channel& ch, const float* __restrict__
       float y = 0.0f;
 #pragma omp simd reduction(+ : y)
       for (int n = 0; n < N; ++n) y += pj[n];
-      yr[t] = y + Dd * ur[t];
+      yr[t] = y + ch.D * ch.u[t];
     }
   }
   float* lr = last + ch.row * N;
@@ -188,10 +187,6 @@ void backward_channel(const Dims& s, const Channel& ch, const float* __restrict_
                       float* __restrict__ hs, float* __restrict__ das) {
   const int N = NT > 0 ? NT : static_cast<int>(s.N);
   const int64_t L = s.L;
-  const float* __restrict__ ur = ch.u;
-  const float* __restrict__ Bg = ch.B;
-  const float* __restrict__ Cg = ch.C;
-  const float Dd = ch.D;
   const float* gy = dout + ch.row * L;
   float* dur = du + ch.row * L;
   float* ddr = ddt + ch.row * L;
@@ -217,8 +212,8 @@ void backward_channel(const Dims& s, const Channel& ch, const float* __restrict_
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t j = t - t0;
       const float dtt = dr[t];
-      const float dtu = dtt * ur[t];
-      const float* Bn = Bg + t * N;
+      const float dtu = dtt * ch.u[t];
+      const float* Bn = ch.B + t * N;
       const float* hp = hs + j * N;
       float* hn = hs + (j + 1) * N;
       float* dj = das + j * N;
@@ -234,10 +229,10 @@ void backward_channel(const Dims& s, const Channel& ch, const float* __restrict_
       const int64_t j = t - t0;
       const float dy = gy[t];
       const float dtt = dr[t];
-      const float ut = ur[t];
+      const float ut = ch.u[t];
       const float dtu = dtt * ut;
-      const float* Bn = Bg + t * N;
-      const float* Cn = Cg + t * N;
+      const float* Bn = ch.B + t * N;
+      const float* Cn = ch.C + t * N;
       float* dBn = dBg + t * N;
       float* dCn = dCg + t * N;
       const float* hp = hs + j * N;
@@ -255,7 +250,7 @@ void backward_channel(const Dims& s, const Channel& ch, const float* __restrict_
         dAacc[n] += dtt * q;
         carry[n] = gn * dj[n];
       }
-      dur[t] = dtt * sgb + Dd * dy;
+      dur[t] = dtt * sgb + ch.D * dy;
       ddr[t] = (saq + ut * sgb) * slope[t];
       dDacc += dy * ut;
     }
