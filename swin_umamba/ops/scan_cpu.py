@@ -25,8 +25,10 @@ import torch
 log = logging.getLogger(__name__)
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "selective_scan_cpu.cpp")
-# -ffast-math lets GCC vectorise the reductions over N; it is given to the compiler only,
-# not to the linker, so crtfastmath (flush-to-zero for the whole process) is not linked in.
+# -ffast-math lets GCC compile the clamps of the exponential to min/max instructions (without
+# it, NaN-preserving compares and blends: the forward measured 20% slower); it is given to the
+# compiler only, not to the linker, so crtfastmath (flush-to-zero for the whole process) is
+# not linked in.
 # -fopenmp: at::parallel_for is OpenMP code inlined from torch's headers; without the flag it
 # runs serially. The library links libgomp.so.1, i.e. the copy torch has already loaded.
 _CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
