@@ -115,11 +115,12 @@ void step_sizes(const float* __restrict__ raw, float bias, bool softplus,
   }
 }
 
-// Sums over the N states, needed once per step (y, and du/ddelta in the backward): a sum of
-// one step's 8 lanes takes a chain of shuffles and adds. The recurrences instead store 8
-// partial sums per step (fold8: lane k holds the terms with n % 8 == k), and row_sums8 adds
-// them up for 8 steps at a time with one transposing tree of horizontal adds. Measured on an
-// AVX2 machine: forward 8% faster than a separate loop of per-step sums.
+// The forward's sum over the N states, y_t = sum_n C_t[n] h_t[n]: summing one step's 8 lanes
+// takes a chain of shuffles and adds. The recurrence instead stores 8 partial sums per step
+// (fold8: lane k holds the terms with n % 8 == k), and row_sums8 adds them up for 8 steps at
+// a time with one transposing tree of horizontal adds. Measured on an AVX2 machine: forward
+// 8% faster than a separate loop of per-step sums. (The same in the backward, for its sums
+// for du and ddelta, made it 5-10% slower at L >= 1024.)
 template <int NT>
 inline void fold8(const float* __restrict__ v, int N, float* __restrict__ out) {
   if constexpr (NT > 0 && NT % 8 == 0) {
@@ -224,20 +225,16 @@ void forward_channel(const Dims& s, const Channel& ch, const float* __restrict__
 }
 
 // --------------------------------------------------------------- backward
-constexpr int64_t kSumsPerStep = 8 + 8 + 1 + 1;
-
 // One channel; dB/dC are accumulated into the (L, N) slices dBg/dCg shared by
 // the channels of this group that the calling task owns.
 template <int NT>
 void backward_channel(const Dims& s, const Channel& ch, const float* __restrict__ dr,
-                      const float* __restrict__ dtur,
-                      const float* __restrict__ slope, const float* __restrict__ ckpt,
-                      const float* __restrict__ dout,
+                      const float* __restrict__ dtur, const float* __restrict__ slope,
+                      const float* __restrict__ ckpt, const float* __restrict__ dout,
                       float* __restrict__ du, float* __restrict__ ddt,
                       float* __restrict__ dA, float* __restrict__ dD,
                       float* __restrict__ dBg, float* __restrict__ dCg,
-                      float* __restrict__ hs, float* __restrict__ das,
-                      float* __restrict__ sums) {
+                      float* __restrict__ hs, float* __restrict__ das) {
   const int N = NT > 0 ? NT : static_cast<int>(s.N);
   const int64_t L = s.L;
   const float* gy = dout + ch.row * L;
@@ -256,12 +253,6 @@ void backward_channel(const Dims& s, const Channel& ch, const float* __restrict_
     dAacc[n] = 0.0f;
   }
   float dDacc = 0.0f;
-  // per step of a chunk: 8 partial sums of dL/dh * B and of A * q (fold8), then their totals;
-  // `sums` holds kSumsPerStep floats per step
-  float* gbp = sums;
-  float* aqp = gbp + s.chunk * 8;
-  float* gbs = aqp + s.chunk * 8;
-  float* aqs = gbs + s.chunk;
 
   for (int64_t c = s.nchunks - 1; c >= 0; --c) {
     const int64_t t0 = c * s.chunk;
@@ -283,11 +274,12 @@ void backward_channel(const Dims& s, const Channel& ch, const float* __restrict_
         hn[n] = e * hp[n] + dtu * Bn[n];
       }
     }
-    // reverse recurrence; the sums over n for du and ddelta are taken after it
+    // reverse recurrence
     for (int64_t t = t1 - 1; t >= t0; --t) {
       const int64_t j = t - t0;
       const float dy = gy[t];
       const float dtt = dr[t];
+      const float ut = ch.u[t];
       const float dtu = dtur[t];
       const float* Bn = ch.B + t * N;
       const float* Cn = ch.C + t * N;
@@ -296,30 +288,21 @@ void backward_channel(const Dims& s, const Channel& ch, const float* __restrict_
       const float* hp = hs + j * N;
       const float* hc = hs + (j + 1) * N;
       const float* dj = das + j * N;
-      alignas(64) float gb[NT > 0 ? NT : kMaxN];
-      alignas(64) float aq[NT > 0 ? NT : kMaxN];
-#pragma omp simd
+      float sgb = 0.0f, saq = 0.0f;
+#pragma omp simd reduction(+ : sgb, saq)
       for (int n = 0; n < N; ++n) {
         const float gn = Cn[n] * dy + carry[n];  // dL/dh_t
         dCn[n] += dy * hc[n];
         dBn[n] += gn * dtu;
-        gb[n] = gn * Bn[n];
+        sgb += gn * Bn[n];
         const float q = gn * dj[n] * hp[n];
-        aq[n] = a[n] * q;
+        saq += a[n] * q;
         dAacc[n] += dtt * q;
         carry[n] = gn * dj[n];
       }
-      fold8<NT>(gb, N, gbp + j * 8);
-      fold8<NT>(aq, N, aqp + j * 8);
-    }
-    row_sums8(gbp, t1 - t0, gbs);
-    row_sums8(aqp, t1 - t0, aqs);
-#pragma omp simd reduction(+ : dDacc)
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t j = t - t0;
-      dur[t] = dr[t] * gbs[j] + ch.D * gy[t];
-      ddr[t] = (aqs[j] + ch.u[t] * gbs[j]) * slope[t];
-      dDacc += gy[t] * ch.u[t];
+      dur[t] = dtt * sgb + ch.D * dy;
+      ddr[t] = (saq + ut * sgb) * slope[t];
+      dDacc += dy * ut;
     }
   }
   float* dAr = dA + ch.row * N;
@@ -422,8 +405,7 @@ std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor delta, at::Tensor
   const auto channel = s.N == 16 ? &backward_channel<16> : &backward_channel<0>;
   const int64_t slab = s.batch * s.groups * s.L * s.N;
   at::parallel_for(0, bg * slices, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> hs((s.chunk + 1) * s.N), das(s.chunk * s.N), dt(s.L), dtu(s.L), slope(s.L),
-        sums(s.chunk * kSumsPerStep);
+    std::vector<float> hs((s.chunk + 1) * s.N), das(s.chunk * s.N), dt(s.L), dtu(s.L), slope(s.L);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t sl = task % slices;
       const int64_t b = (task / slices) / s.groups;
@@ -437,7 +419,7 @@ std::vector<at::Tensor> scan_backward(at::Tensor u, at::Tensor delta, at::Tensor
         step_sizes(pdl + ch.row * s.L, pbias[d], softplus, ch.u, s.L, dt.data(), dtu.data(),
                    slope.data());
         channel(s, ch, dt.data(), dtu.data(), slope.data(), pk, pg, pdu, pddt, pdA, pdD, dBg, dCg,
-                hs.data(), das.data(), sums.data());
+                hs.data(), das.data());
       }
     }
   });
