@@ -14,6 +14,7 @@ sys.path.insert(0, str(BENCH))
 import bench_network  # noqa: E402
 import bench_predict  # noqa: E402
 import run_all  # noqa: E402
+import scan_bound  # noqa: E402
 import timing  # noqa: E402
 
 
@@ -155,6 +156,36 @@ def test_predict_pieces(tmp_path):
     cmd = bench_predict.predict_command(case, bench_predict.OURS, tmp_path, tta=False)
     assert cmd[-1] == "--disable_tta" and "-device" in cmd and cmd[cmd.index("-tr") + 1] == bench_predict.OURS
     bench_predict.print_table([])
+
+
+@pytest.mark.parametrize("network", bench_network.NETWORKS)
+def test_scan_workload_counts_every_scan(network):
+    """Every scan's length is a token count of its stage, so doubling the patch side
+    quadruples the updates; N = 16 states per (channel, step); the scan is restored."""
+    import swin_umamba.nets.vmamba as vmamba
+
+    original = vmamba.selective_scan
+    small, small_steps = scan_bound.scan_workload(network, 64)
+    large, large_steps = scan_bound.scan_workload(network, 128)
+    assert vmamba.selective_scan is original
+    assert small > 0 and large == 4 * small
+    assert small == 16 * small_steps and large == 16 * large_steps
+
+
+def test_scan_bound_arithmetic():
+    # 8 M updates = 1 M registers: 9 M FMAs forward; 0.8 M (channel, step) pairs: 1.9 M more
+    assert scan_bound.bound_ms("fwd", 8_000_000, 800_000, rate_per_ns=1.0, threads=1) == pytest.approx(10.9)
+    # forward+backward: 25 per register, 38 per 8 pairs; twice the rate halves the time
+    assert scan_bound.bound_ms("fwdbwd", 8_000_000, 800_000, rate_per_ns=1.0, threads=2) == pytest.approx(14.4)
+
+
+def test_peak_fma_rate_probe():
+    import platform
+    import shutil
+
+    if platform.machine() not in ("x86_64", "AMD64") or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("the FMA probe needs x86-64 and a C compiler")
+    assert scan_bound.peak_fma_rate(1, repeats=1) > 0.1  # a 2010s x86 core does several per ns
 
 
 def test_run_all_help():
