@@ -1,6 +1,6 @@
 """Whole-network benchmark: SwinUMamba / SwinUMambaD vs their scan-free floor vs nnU-Net's PlainConvUNet.
 
-    python benchmarks/bench_network.py --threads 2 [--sizes 256,512] [--repeats 5] [--warmup 1]
+    python benchmarks/bench_network.py --threads 2 [--sizes 256,512] [--repeats 11] [--warmup 1]
 
 Variants of each measurement (1 input channel, --classes output classes, batch 1 unless stated):
 
@@ -395,8 +395,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sizes", default="256,512", help="comma-separated square patch sizes")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--repeats-large", type=int, default=3, help="repeats for patches larger than 256x256")
+    ap.add_argument("--repeats", type=int, default=11)
+    ap.add_argument("--repeats-large", type=int, default=5, help="repeats for patches larger than 256x256")
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--memory-batch", type=int, default=2)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
