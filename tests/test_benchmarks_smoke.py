@@ -15,6 +15,7 @@ import bench_network  # noqa: E402
 import bench_predict  # noqa: E402
 import run_all  # noqa: E402
 import scan_bound  # noqa: E402
+import scan_in_network  # noqa: E402
 import timing  # noqa: E402
 
 
@@ -192,3 +193,54 @@ def test_run_all_help():
     with pytest.raises(SystemExit) as exc:
         run_all.main(["--help"])
     assert exc.value.code == 0
+
+
+class _FakeKernel:
+    """Records its calls; forward returns u + 1."""
+
+    def __init__(self):
+        self.calls = []
+
+    def forward(self, u, delta, A, *rest):
+        self.calls.append(("forward", u.clone()))
+        return u + 1
+
+    def backward(self, u, delta, A, *rest):
+        self.calls.append(("backward", u.clone()))
+        return u - 1
+
+
+def test_kernel_recorder_times_keys_and_captures_copies():
+    fake = _FakeKernel()
+    recorder = scan_in_network.KernelRecorder(fake)
+    u, A = torch.zeros(1, 6, 5), torch.zeros(6, 3)
+    recorder.capture = True
+    assert torch.equal(recorder.forward(u, u, A, 7), u + 1)
+    recorder.capture = False
+    recorder.backward(u, u, A)
+    u += 5  # the captured arguments are copies, taken before the call
+    assert set(recorder.seconds) == {("fwd", 1, 6, 5, 3), ("bwd", 1, 6, 5, 3)}
+    assert recorder.calls[("fwd", 1, 6, 5, 3)] == 1 and all(t >= 0 for t in recorder.seconds.values())
+    (op, args), = recorder.captured
+    assert op == "forward" and torch.equal(args[0], torch.zeros(1, 6, 5)) and args[3] == 7
+    rounds = scan_in_network.time_alone(fake, recorder.captured, repeats=2)
+    assert len(rounds) == 2 and set(rounds[0]) == {("fwd", 1, 6, 5, 3)}
+    assert [c[0] for c in fake.calls] == ["forward", "backward", "forward", "forward"]
+
+
+def test_scan_in_network_report(capsys):
+    from swin_umamba.ops import scan_cpu
+
+    if scan_cpu.load_kernel() is None:
+        pytest.skip("the CPU scan kernel cannot be built here")
+    kernel = scan_cpu.load_kernel()
+    scan_in_network.main(["--network", "SwinUMamba", "--size", "64", "--threads", "1", "--repeats", "1"])
+    assert scan_cpu.load_kernel() is kernel  # the recorder is gone again
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("1x")]
+    # SwinUMamba's encoder: 2 + 2 + 9 + 2 scans at L = 256, 64, 16, 4 tokens, each forward and backward
+    # KD = 4 directions x d_inner (twice the stage width 96, 192, 384, 768)
+    calls = {(shape, direction): int(n) for shape, direction, n, *_ in rows}
+    expected = {"1x768x256": 2, "1x1536x64": 2, "1x3072x16": 9, "1x6144x4": 2}
+    assert calls == {(shape, direction): n for shape, n in expected.items() for direction in ("fwd", "bwd")}
+    assert "kernel inside it" in out and "minor page faults per step" in out
