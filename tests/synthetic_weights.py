@@ -1,16 +1,15 @@
-"""Synthetic ImageNet VMamba-Tiny v0 checkpoints with the real key layout (shared/golden)."""
+"""Synthetic ImageNet VMamba-Tiny v0 checkpoints with the key layout of the released file (tests/fixtures/)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from tests.conftest import shared_dir
+from tests.published_layouts import load_layout
 
 
 def v0_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    layout = json.loads((shared_dir() / "golden" / "vmamba_tiny_v0_keys.json").read_text())["state_dict"]
+    layout = load_layout("vmamba_tiny_v0_keys.json")["state_dict"]
     g = torch.Generator().manual_seed(seed)
     return {k: 0.02 * torch.randn(shape, generator=g) for k, shape in layout.items()}
 

@@ -1,4 +1,4 @@
-"""The ImageNet VMamba-Tiny v0 loader on synthetic checkpoints built from the golden key list."""
+"""The ImageNet VMamba-Tiny v0 loader on synthetic checkpoints built from the released key list (tests/fixtures/)."""
 import collections
 import pickle
 import re
@@ -9,6 +9,7 @@ import torch
 
 from swin_umamba import PretrainedWeightsError, SwinUMamba, SwinUMambaD, load_vmamba_weights
 from swin_umamba.pretrained import WEIGHTS_ENV_VAR, resolve_weights_path
+from tests.published_layouts import load_layout
 from tests.synthetic_weights import v0_state_dict, write_model_only_checkpoint
 
 
@@ -123,8 +124,8 @@ def test_path_comes_from_the_environment(monkeypatch, checkpoints):
         resolve_weights_path()
 
 
-def test_v2_checkpoint_is_recognised(tmp_path, golden):
-    state = {k: torch.zeros(shape) for k, shape in golden("vmamba_tiny_v2_keys.json")["state_dict"].items()}
+def test_v2_checkpoint_is_recognised(tmp_path):
+    state = {k: torch.zeros(shape) for k, shape in load_layout("vmamba_tiny_v2_keys.json")["state_dict"].items()}
     path = tmp_path / "vssm1_tiny_0230s_ckpt_epoch_264.pth"
     torch.save({"model": state}, path)
     with pytest.raises(PretrainedWeightsError, match="VMamba v2"):
