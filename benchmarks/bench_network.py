@@ -302,7 +302,7 @@ def _merged_index(results: list[dict]) -> dict:
     return index
 
 
-# targets (issue 5): threads 2, batch 1 unless stated
+# targets (docs/performance.md): threads 2, batch 1 unless stated
 TARGET_FWD = 1.15      # network forward / floor forward
 TARGET_FWDBWD = 1.30   # network forward+backward / floor forward+backward
 TARGET_MEMORY = 1.50   # forward+backward peak RSS growth at batch TARGET_MEMORY_BATCH / floor's

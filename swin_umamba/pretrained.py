@@ -1,4 +1,4 @@
-"""Loading the ImageNet VMamba-Tiny (v0) checkpoint into a Swin-UMamba encoder (SPEC §4).
+"""Loading the ImageNet VMamba-Tiny (v0) checkpoint into a Swin-UMamba encoder (docs/weights.md).
 
 The checkpoint is read with `torch.load(weights_only=True)`: no pickled code
 runs. The legacy full training file also holds a yacs `CfgNode` (and numpy
@@ -125,7 +125,7 @@ def extract_v0_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
 
 
 def map_v0_key(key: str, load_patch_embed: bool) -> str | None:
-    """File key -> encoder key, or None for keys left out on purpose (SPEC §4)."""
+    """File key -> encoder key, or None for keys left out on purpose (docs/weights.md)."""
     if key.startswith(("head.", "norm.")):
         return None
     if key.startswith("patch_embed.") and not load_patch_embed:

@@ -1,4 +1,4 @@
-"""A model folder in the authors' release format predicts with the stock nnUNetv2_predict (issue 3.4).
+"""A model folder in the authors' release format predicts with the stock nnUNetv2_predict.
 
 The folder is generated: nnU-Net 2.1.1-era plans (UNet_class_name & co.), checkpoint_99.pth and
 checkpoint_final.pth with the old init_args (unpack_dataset), trainer nnUNetTrainerSwinUMambaD,

@@ -54,7 +54,7 @@ class ReproduceError(Exception):
 
 @dataclass(frozen=True)
 class Recipe:
-    """What the paper did for one dataset (SPEC sections 5 and 6)."""
+    """What the paper did for one dataset (docs/recipe.md, docs/metrics.md)."""
 
     dataset_id: int
     title: str

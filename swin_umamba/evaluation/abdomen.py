@@ -1,6 +1,6 @@
 """AbdomenMR (dataset 702): per-organ DSC and NSD as the paper's scripts compute them.
 
-Rules (SPEC sections 6 and 7):
+Rules (docs/metrics.md):
 
 * 13 organs with label ids 1..13 and NSD tolerances in mm (`ORGANS`);
 * the organ absent from both ground truth and prediction scores DSC = NSD = 1; absent from

@@ -1,6 +1,6 @@
 """Evaluation modes, per-case rounding and summaries.
 
-`paper` (default) reproduces the authors' scripts, quirks included (SPEC section 7):
+`paper` (default) reproduces the authors' scripts, quirks included (docs/metrics.md):
 
 * every per-case value is rounded to 4 decimals before anything is averaged;
 * AbdomenMR: the z-range rule for aorta, IVC and esophagus keeps ground-truth slices

@@ -1,6 +1,6 @@
 """Inputs of any height/width: pad to the network's stride, crop the outputs back.
 
-Both Swin-UMamba networks reduce the input by 32 (SPEC §2-3). An input whose
+Both Swin-UMamba networks reduce the input by 32 (docs/architecture.md). An input whose
 height or width is not a multiple of 32 is zero-padded at the bottom and on the
 right up to the next multiple; every output is cropped back to the input's
 extent at its own scale (ceil(size / downsampling)). With nnU-Net's plans the

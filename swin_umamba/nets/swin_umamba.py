@@ -1,4 +1,4 @@
-"""SwinUMamba: VMamba-Tiny encoder behind a CNN stem, residual UNETR-style CNN decoder (SPEC §2)."""
+"""SwinUMamba: VMamba-Tiny encoder behind a CNN stem, residual UNETR-style CNN decoder (docs/architecture.md)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""SwinUMambaD ("Swin-UMamba†"): VMamba-Tiny encoder with a VSS-block decoder (SPEC §3)."""
+"""SwinUMambaD ("Swin-UMamba†"): VMamba-Tiny encoder with a VSS-block decoder (docs/architecture.md)."""
 from __future__ import annotations
 
 import torch

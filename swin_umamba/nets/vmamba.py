@@ -1,7 +1,7 @@
 """VMamba-Tiny (v0) building blocks as Swin-UMamba uses them.
 
 Layer names, shapes and the order of operations follow the published
-checkpoints exactly (see SPEC §1), so `state_dict` keys load unchanged.
+checkpoints exactly (docs/architecture.md), so `state_dict` keys load unchanged.
 Everything inside the VSS parts is channel-last (B, H, W, C).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every Swin-UMamba trainer shares: network choice, recipe (SPEC §5), freezing, checkpoints.
+"""What every Swin-UMamba trainer shares: network choice, recipe (docs/recipe.md), freezing, checkpoints.
 
 The named trainers in `variants.py` only pick the network and whether ImageNet
 weights are used.
@@ -78,7 +78,7 @@ def positive_int_from_env(name: str, default: int | None = None) -> int | None:
 
 
 def stop_after_epochs() -> int | None:
-    """Epoch count from $SWIN_UMAMBA_STOP_AFTER_EPOCHS, if set (the paper's protocol, SPEC §5)."""
+    """Epoch count from $SWIN_UMAMBA_STOP_AFTER_EPOCHS, if set (the paper's protocol, docs/recipe.md)."""
     return positive_int_from_env(STOP_ENV_VAR)
 
 
