@@ -23,7 +23,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from swin_umamba.commands.nnunet_runner import (CommandError, CommandFailed, format_seconds, nnunet_environment,
+from swin_umamba.workflow.nnunet_runner import (CommandError, CommandFailed, format_seconds, nnunet_environment,
                                                 nnunet_tool, run_logged)
 
 DATASET_ID = 990

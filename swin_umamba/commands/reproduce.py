@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swin_umamba.commands.nnunet_runner import (STOP_ENV_VAR, CommandError, CommandFailed, format_seconds, log_tail,
+from swin_umamba.workflow.nnunet_runner import (STOP_ENV_VAR, CommandError, CommandFailed, format_seconds, log_tail,
                                                 nnunet_environment, nnunet_tool, run_logged)
 from swin_umamba.commands.setup import NNUNET_DIR_VARS
 from swin_umamba.evaluation.files import write_text_atomic

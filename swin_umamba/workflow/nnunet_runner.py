@@ -1,4 +1,4 @@
-"""Running nnU-Net's console programs as child processes (for `swin-umamba demo` and `reproduce`).
+"""Running nnU-Net's console programs as child processes, each into a log file.
 
     nnunet_tool(name)                      path of a console script such as nnUNetv2_train
     nnunet_environment(folders, **extra)   the child's environment, with our trainers registered
