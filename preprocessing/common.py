@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -18,10 +18,14 @@ class ConversionError(Exception):
     """Bad or missing input; the message names the file or folder concerned."""
 
 
-def progress(done: int, total: int, what: str, every: int = 1) -> None:
-    """One line per `every` items (and the last one): "[done/total] what"."""
+def progress(done: int, total: int, what: str, every: int = 1, say: Callable[[str], None] | None = None) -> None:
+    """One line per `every` items (and the last one): "[done/total] what", printed or given to `say`."""
     if done == total or done % max(every, 1) == 0:
-        print(f"[{done}/{total}] {what}", flush=True)
+        line = f"[{done}/{total}] {what}"
+        if say is None:
+            print(line, flush=True)
+        else:
+            say(line)
 
 
 @contextlib.contextmanager

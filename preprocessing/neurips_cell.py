@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -176,8 +177,12 @@ def semantic_to_instances(semantic: np.ndarray) -> np.ndarray:
     return instances_from_semantic(semantic)
 
 
-def cells_to_instances(predictions: Path, out: Path, *, overwrite: bool = False) -> Path:
-    """Every `<id>.png` 3-class prediction in `predictions` -> `out/<id>_label.tiff` instance map."""
+def cells_to_instances(predictions: Path, out: Path, *, overwrite: bool = False,
+                       say: Callable[[str], None] | None = None) -> Path:
+    """Every `<id>.png` 3-class prediction in `predictions` -> `out/<id>_label.tiff` instance map.
+
+    `say` receives the progress lines (printed when None)."""
+    say = say or (lambda line: print(line, flush=True))
     import tifffile
 
     predictions, out = Path(predictions), Path(out)
@@ -186,7 +191,7 @@ def cells_to_instances(predictions: Path, out: Path, *, overwrite: bool = False)
     files = sorted(p for p in predictions.iterdir() if p.is_file() and p.suffix.lower() == ".png")
     if not files:
         raise ConversionError(f"no .png prediction in {predictions}")
-    print(f"{len(files)} predictions -> instance TIFFs in {out}", flush=True)
+    say(f"{len(files)} predictions -> instance TIFFs in {out}")
     with staged_target(out, overwrite) as staging:
         for i, path in enumerate(files, 1):
             semantic = integer_labels(read_image(path), path)
@@ -198,6 +203,6 @@ def cells_to_instances(predictions: Path, out: Path, *, overwrite: bool = False)
             instances = semantic_to_instances(semantic)
             dtype = np.uint16 if instances.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
             tifffile.imwrite(staging / f"{path.stem}_label.tiff", instances.astype(dtype))
-            progress(i, len(files), path.stem, every=50)
-    print(f"done: {out}", flush=True)
+            progress(i, len(files), path.stem, every=50, say=say)
+    say(f"done: {out}")
     return out

@@ -12,6 +12,9 @@ import pytest
 
 from swin_umamba.cli import build_parser
 from swin_umamba.commands import demo
+from swin_umamba.demo import layout, overlay, scoring
+from swin_umamba.evaluation import labels
+from swin_umamba.workflow.progress import TrainingProgress
 
 
 def parse(*argv: str):
@@ -57,9 +60,9 @@ def test_overwrite_removes_only_demo_outputs(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "nnUNet_results" / "x").mkdir(parents=True)
     (tmp_path / "dice.csv").write_text("old")
-    demo.prepare_workdir(tmp_path, overwrite=True)
+    layout.prepare_workdir(tmp_path, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
-    demo.prepare_workdir(tmp_path / "new", overwrite=False)  # absent folder: created
+    layout.prepare_workdir(tmp_path / "new", overwrite=False)  # absent folder: created
     assert (tmp_path / "new").is_dir()
 
 
@@ -67,7 +70,7 @@ def test_child_environment_sets_nnunet_folders_and_trainers(tmp_path, monkeypatc
     from swin_umamba.commands.setup import trainers_dir
 
     monkeypatch.setenv("SWIN_UMAMBA_STOP_AFTER_EPOCHS", "1")
-    env = demo.child_environment(tmp_path, epochs=4, iterations=None)
+    env = layout.child_environment(tmp_path, epochs=4, iterations=None)
     assert env["nnUNet_raw"] == str(tmp_path / "nnUNet_raw")
     assert env["nnUNet_preprocessed"] == str(tmp_path / "nnUNet_preprocessed")
     assert env["nnUNet_results"] == str(tmp_path / "nnUNet_results")
@@ -78,7 +81,7 @@ def test_child_environment_sets_nnunet_folders_and_trainers(tmp_path, monkeypatc
 
 
 def test_training_progress_makes_one_line_per_epoch():
-    progress = demo.TrainingProgress(12)
+    progress = TrainingProgress(12)
     lines = ["2025-01-01 10:00:00.000001: Epoch 2", "2025-01-01 10:00:00.000001: Current learning rate: 0.001",
              "2025-01-01 10:00:01.000001: train_loss -0.1234", "2025-01-01 10:00:01.000001: val_loss -0.2",
              "2025-01-01 10:00:01.000001: Pseudo dice [0.5, 0.0, 0.1, 0.2]",
@@ -105,21 +108,21 @@ CLASSES = {1: "liver", 2: "spleen", 3: "kidneys", 4: "stomach"}
 
 def test_dice_table_and_csv(tmp_path):
     _, gt, pred = _synthetic_case()
-    table = demo.dice_table({"b": gt, "a": gt}, {"b": pred, "a": gt}, CLASSES)
+    table = labels.dice_table({"b": gt, "a": gt}, {"b": pred, "a": gt}, CLASSES)
     assert list(table) == ["a", "b"]
     assert table["a"]["liver"] == 1.0 and math.isnan(table["a"]["kidneys"])
     assert 0.7 < table["b"]["liver"] < 1.0
     assert table["b"]["spleen"] == 0.0 and table["b"]["stomach"] == 0.0
     names = list(CLASSES.values())
-    means = demo.class_means(table, names)
+    means = labels.class_means(table, names)
     assert means["liver"] == pytest.approx((1.0 + table["b"]["liver"]) / 2)
     assert math.isnan(means["kidneys"]) and means["stomach"] == 0.0  # absent in a: not counted
 
-    text = demo.format_dice_table(table, names)
+    text = scoring.format_dice_table(table, names)
     assert text.splitlines()[0].split() == ["case"] + names
     assert "mean" in text and "-" in text
 
-    demo.write_dice_csv(table, names, tmp_path / "dice.csv")
+    scoring.write_dice_csv(table, names, tmp_path / "dice.csv")
     rows = list(csv.reader(open(tmp_path / "dice.csv")))
     assert rows[0] == ["case"] + names
     assert [r[0] for r in rows[1:]] == ["a", "b", "mean"]
@@ -132,8 +135,8 @@ def test_overlay_png(tmp_path):
 
     image, gt, pred = _synthetic_case()
     path = tmp_path / "overlays" / "case.png"
-    demo.write_overlay(image, gt, pred, CLASSES, path, title="case",
-                       scores={"liver": 0.9, "spleen": 0.0, "kidneys": float("nan"), "stomach": 0.0})
+    overlay.write_overlay(image, gt, pred, CLASSES, path, title="case",
+                          scores={"liver": 0.9, "spleen": 0.0, "kidneys": float("nan"), "stomach": 0.0})
     picture = np.asarray(Image.open(path).convert("RGB")).astype(int)
     assert picture.shape[1] > picture.shape[0] > 100  # two panels side by side
     # the liver's colour (red) is blended into the picture: some pixels are clearly reddish
@@ -142,7 +145,7 @@ def test_overlay_png(tmp_path):
 
 
 def test_class_names_skip_background():
-    assert demo.class_names({"labels": {"background": 0, "liver": 1, "spleen": 2}}) == {1: "liver", 2: "spleen"}
+    assert labels.class_names({"labels": {"background": 0, "liver": 1, "spleen": 2}}) == {1: "liver", 2: "spleen"}
 
 
 def test_demo_trainer_is_exported_and_configurable(monkeypatch):

@@ -20,7 +20,8 @@ import tifffile
 import torch
 from PIL import Image
 
-from swin_umamba.commands.reproduce import RECIPES, sha256_of
+from swin_umamba.preprocessing.common import sha256_of
+from swin_umamba.reproduction.recipes import RECIPES
 from tests.nnunet_workspace import NnUNetWorkspace
 from swin_umamba.commands.setup import trainers_dir
 from swin_umamba.preprocessing.neurips_cell import convert_neurips_cell
@@ -209,38 +210,40 @@ def test_the_papers_trainer_and_checkpoint_per_dataset(tmp_path, monkeypatch, da
 
 def test_training_resumes_with_c_and_is_skipped_when_the_checkpoint_exists(tmp_path, monkeypatch):
     """The resume decision of the train step (nnU-Net's own --c is exercised in test_e2e_cli)."""
-    from swin_umamba.commands import reproduce
+    from swin_umamba.reproduction import steps
+    from swin_umamba.reproduction.run import Run
+    from swin_umamba.workflow.progress import StepCounter
 
-    run = reproduce.Run(reproduce.RECIPES[704], "Dataset704_Endovis17", tmp_path / "raw", tmp_path / "pre",
-                        tmp_path / "res", "nnUNetTrainerSwinUMambaD", "dagger", 250, "cpu", tmp_path / "ts",
-                        tmp_path / "ls", tmp_path / "out")
+    run = Run(RECIPES[704], "Dataset704_Endovis17", tmp_path / "raw", tmp_path / "pre",
+              tmp_path / "res", "nnUNetTrainerSwinUMambaD", "dagger", 250, "cpu", tmp_path / "ts",
+              tmp_path / "ls", tmp_path / "out")
     calls = []
 
     def fake_run_command(step, cmd, env, log, verbose):
-        calls.append((cmd, env[reproduce.STOP_ENV_VAR], env["nnUNet_extTrainer"]))
+        calls.append((cmd, env[steps.STOP_ENV_VAR], env["nnUNet_extTrainer"]))
         run.model_folder.mkdir(parents=True, exist_ok=True)
         for name in ("checkpoint_249.pth", "checkpoint_final.pth"):
             (run.model_folder / name).touch()
         return 0.0
 
-    monkeypatch.setattr(reproduce, "run_command", fake_run_command)
-    monkeypatch.setattr(reproduce, "nnunet_tool", lambda name: name)
-    progress = reproduce.Progress(4)
+    monkeypatch.setattr(steps, "run_command", fake_run_command)
+    monkeypatch.setattr(steps, "nnunet_tool", lambda name: name)
+    progress = StepCounter(4)
 
-    assert reproduce.step_train(run, progress, redo=False) == run.model_folder / "checkpoint_249.pth"
+    assert steps.step_train(run, progress, redo=False) == run.model_folder / "checkpoint_249.pth"
     cmd, stop, ext = calls[-1]
     assert cmd[:6] == ["nnUNetv2_train", "704", "2d", "all", "-tr", "nnUNetTrainerSwinUMambaD"]
     assert "--c" not in cmd and stop == "250" and str(trainers_dir()) in ext.split(os.pathsep)
 
-    reproduce.step_train(run, progress, redo=False)  # the checkpoint exists: nothing runs
+    steps.step_train(run, progress, redo=False)  # the checkpoint exists: nothing runs
     assert len(calls) == 1
 
     (run.model_folder / "checkpoint_249.pth").unlink()
     (run.model_folder / "checkpoint_final.pth").unlink()
     (run.model_folder / "checkpoint_latest.pth").touch()  # an interrupted run
-    reproduce.step_train(run, progress, redo=False)
+    steps.step_train(run, progress, redo=False)
     assert len(calls) == 2 and calls[-1][0][-1] == "--c"
 
-    reproduce.step_train(run, progress, redo=True)  # --restart-from train: old checkpoints go, no --c
+    steps.step_train(run, progress, redo=True)  # --restart-from train: old checkpoints go, no --c
     assert len(calls) == 3 and "--c" not in calls[-1][0]
     assert not (run.model_folder / "checkpoint_latest.pth").exists()

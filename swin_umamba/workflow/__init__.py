@@ -1,4 +1,6 @@
 """Running nnU-Net's own console programs as the steps of a longer job (`swin-umamba demo`, `reproduce`).
 
-* `nnunet_runner` - the child process's environment, running a program into a log, log tails.
+* `nnunet_runner`  - the child process's environment, running a program into a log, log tails;
+* `progress`       - what the console shows meanwhile: numbered steps, one line per training epoch;
+* `trainer_lookup` - finding a trainer class by name where nnU-Net would, without changing this process.
 """

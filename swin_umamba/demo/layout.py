@@ -1,0 +1,71 @@
+"""The demo's dataset, trainer and work folder (default ./swin_umamba_demo):
+
+    nnUNet_raw/ nnUNet_preprocessed/ nnUNet_results/   nnU-Net's three folders
+    predictions/                                       predicted label maps of the held-out cases
+    overlays/<case>.png                                image, ground truth and prediction side by side
+    dice.csv                                           Dice per case and class, with a mean row
+    demo.log                                           full output of the nnU-Net commands
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, nnunet_environment
+
+DATASET_ID = 990
+DATASET_NAME = "Dataset990_DemoAbdomenMR"
+TRAINER = "nnUNetTrainerSwinUMambaDemo"
+CONFIGURATION = "2d"
+LOG_NAME = "demo.log"
+CSV_NAME = "dice.csv"
+PREDICTIONS = "predictions"
+OVERLAYS = "overlays"
+# what the demo creates in its folder; --overwrite removes these and nothing else
+OUTPUT_NAMES = (*NNUNET_FOLDERS, PREDICTIONS, OVERLAYS, CSV_NAME, LOG_NAME)
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says what to do."""
+
+
+def dataset_source() -> Path:
+    """The dataset shipped inside the package."""
+    return Path(__file__).resolve().parent.parent / "demo_data" / DATASET_NAME
+
+
+def prepare_workdir(workdir: Path, overwrite: bool) -> None:
+    """Create the work folder; refuse a non-empty one unless `overwrite`, which removes only the
+    demo's own outputs (OUTPUT_NAMES) and leaves any other file in the folder alone."""
+    if workdir.exists() and not workdir.is_dir():
+        raise DemoError(f"{workdir} exists and is not a folder; choose another --workdir")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not overwrite:
+            raise DemoError(f"{workdir} is not empty. Pass --overwrite to replace the demo's outputs in it "
+                            f"({', '.join(OUTPUT_NAMES)}), or choose another --workdir.")
+        for name in OUTPUT_NAMES:
+            path = workdir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+
+def child_environment(workdir: Path, epochs: int | None, iterations: int | None) -> dict[str, str]:
+    """The environment of the nnU-Net commands: our folders, only our trainers, CPU-friendly settings."""
+    from swin_umamba.commands.setup import trainers_dir
+    from swin_umamba.trainers.demo import EPOCHS_ENV_VAR, ITERATIONS_ENV_VAR
+
+    return nnunet_environment(
+        workdir,
+        nnUNet_extTrainer=str(trainers_dir()),
+        # one augmentation worker and one export worker (nnU-Net's defaults, 12 and 8 processes that each
+        # import torch, only compete with the training step on a small CPU); the user's settings win
+        nnUNet_n_proc_DA=os.environ.get("nnUNet_n_proc_DA", "1"),
+        nnUNet_def_n_proc=os.environ.get("nnUNet_def_n_proc", "1"),
+        # the demo's length is set by --epochs/--iterations
+        **{EPOCHS_ENV_VAR: None if epochs is None else str(epochs),
+           ITERATIONS_ENV_VAR: None if iterations is None else str(iterations)},
+    )
