@@ -12,7 +12,7 @@ import SimpleITK as sitk
 import torch
 
 from swin_umamba.cli import main
-from swin_umamba.commands.demo import dataset_source
+from swin_umamba.demo.layout import dataset_source
 from swin_umamba.input_checks import (check_checkpoint, check_image_file, check_images_folder, check_model_folder,
                                       expectation_from_dataset_json)
 
