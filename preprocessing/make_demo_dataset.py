@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from swin_umamba.preprocessing.common import sha256_of
+from swin_umamba.fileio import sha256_of
 
 DATASET_ID = 990
 DATASET_NAME = "DemoAbdomenMR"

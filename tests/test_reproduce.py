@@ -20,7 +20,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from swin_umamba.preprocessing.common import sha256_of
+from swin_umamba.fileio import sha256_of
 from swin_umamba.reproduction.recipes import RECIPES
 from tests.nnunet_workspace import NnUNetWorkspace
 from swin_umamba.commands.setup import trainers_dir

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from swin_umamba.preprocessing.common import sha256_of
+from swin_umamba.fileio import sha256_of
 from swin_umamba.reproduction.recipes import PUBLISHED_NAME, RECIPES, SCHEDULE_EPOCHS, TRAINERS
 from swin_umamba.reproduction.report import our_summary, write_comparison
 from swin_umamba.reproduction.run import (ReproduceError, Run, cases_to_predict, new_run, remember_trainer,

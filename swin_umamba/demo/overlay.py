@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from swin_umamba.demo.scoring import format_score
+from swin_umamba.fileio import atomic_target
 
 # fill colours of labels 1, 2, ... (RGB 0..1), distinguishable on a grey image
 LABEL_COLOURS = [(0.90, 0.16, 0.16), (0.15, 0.55, 0.95), (0.98, 0.80, 0.10), (0.20, 0.80, 0.30),
@@ -56,6 +57,6 @@ def write_overlay(image, gt, pred, classes: dict[int, str], path: Path, title: s
     if title:
         fig.suptitle(title, fontsize=12)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.86, bottom=0.12, wspace=0.04)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

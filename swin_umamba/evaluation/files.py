@@ -4,13 +4,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from swin_umamba.fileio import write_text_atomic
 
 
 class EvaluationError(Exception):
@@ -129,22 +129,6 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else repr(value)
     return str(value)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` (folders created, newlines as given) through a temporary file in the same
-    folder and os.replace: readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_csv_atomic(path: Path, columns: Sequence[str], rows: Sequence[dict]) -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import csv
 
-from swin_umamba.evaluation.files import write_csv_atomic, write_text_atomic
+from swin_umamba.evaluation.files import write_csv_atomic
+from swin_umamba.fileio import write_text_atomic
 from swin_umamba.reproduction.recipes import FOLD, PUBLISHED_NAME, SCHEDULE_EPOCHS
 from swin_umamba.reproduction.run import ReproduceError, Run
 

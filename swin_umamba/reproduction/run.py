@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swin_umamba.commands.setup import NNUNET_DIR_VARS
-from swin_umamba.evaluation.files import write_text_atomic
+from swin_umamba.fileio import write_text_atomic
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, RECIPES, TRAINERS, Recipe
 from swin_umamba.workflow.nnunet_runner import nnunet_environment
 
