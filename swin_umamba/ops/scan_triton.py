@@ -47,7 +47,9 @@ except Exception as exc:  # ImportError, or a broken installation raising anythi
 
 # time steps per kernel chunk; the forward keeps one state per chunk for the backward
 CHUNK = 64
-# channels per program and warps per program, forward and backward
+# channels per program (a power of two), and Triton launch options (num_warps, and e.g.
+# num_stages or maxnreg), forward and backward. With CHUNK = 64 and N = 16 these compile for
+# sm_90 to 157 (forward) and 248 (backward) registers per thread, without spills.
 FWD_CONFIG = {"block_d": 2, "num_warps": 4}
 BWD_CONFIG = {"block_d": 2, "num_warps": 4}
 
@@ -323,6 +325,10 @@ def _launch_context(device: torch.device):
     return contextlib.nullcontext()
 
 
+def _launch_options(config: dict) -> dict:
+    return {key: value for key, value in config.items() if key != "block_d"}
+
+
 def _grid(batch: int, kd: int, groups: int, block_d: int):
     per_group = kd // groups
     n_blocks = -(-per_group // block_d)
@@ -356,7 +362,7 @@ def _scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Te
             HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
             SAVE_STATES=bool(save_states),
             BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(N), CHUNK=chunk,
-            num_warps=FWD_CONFIG["num_warps"],
+            **_launch_options(FWD_CONFIG),
         )
     return out, last, ckpt
 
@@ -412,7 +418,7 @@ def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Te
             HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
             HAS_DLAST=dlast is not None,
             BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(N), CHUNK=chunk,
-            num_warps=BWD_CONFIG["num_warps"],
+            **_launch_options(BWD_CONFIG),
         )
     return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
             dD if D is None else dD.to(D.dtype),
