@@ -82,13 +82,23 @@ def resolve_weights_path(path: str | os.PathLike | None = None) -> Path:
     return p
 
 
+def _first_sentence(message: str) -> str:
+    """The first sentence of an exception's text (torch's run over several lines), or a placeholder."""
+    text = " ".join(message.split())
+    return text.split(". ")[0][:200] or "no details given"
+
+
 def read_checkpoint(path: Path) -> object:
+    if path.stat().st_size == 0:
+        raise PretrainedWeightsError(
+            f"{path} is empty (0 bytes): the download or copy did not complete. {HOW_TO_GET}"
+        )
     try:
         with torch.serialization.safe_globals(_metadata_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-checkpoints
         raise PretrainedWeightsError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_sentence(str(exc))}). "
             f"{HOW_TO_GET}"
         ) from exc
 

@@ -168,3 +168,12 @@ def test_wrong_shapes_are_reported(tmp_path, v0_state):
     torch.save({"model": wide}, path)
     with pytest.raises(PretrainedWeightsError, match="file .* vs encoder"):
         load_vmamba_weights(SwinUMamba(1, 2), path)
+
+
+def test_empty_file_is_named_with_the_fix(tmp_path):
+    path = tmp_path / "vmamba_tiny_e292.pth"
+    path.write_bytes(b"")
+    with pytest.raises(PretrainedWeightsError) as err:
+        load_vmamba_weights(SwinUMamba(1, 2), path)
+    msg = str(err.value)
+    assert str(path) in msg and "empty (0 bytes)" in msg and "vssmtiny_dp01_ckpt_epoch_292.pth" in msg
