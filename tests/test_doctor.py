@@ -29,3 +29,51 @@ def test_empty_weights_file_is_reported_by_name(ready_environment, monkeypatch, 
     main(["doctor", "--check-weights"])
     line = weights_line(capsys.readouterr().out)
     assert str(path) in line and "empty (0 bytes)" in line
+
+
+def _write_bad_weights(kind: str, folder):
+    path = folder / "vmamba_tiny_e292.pth"
+    if kind == "random bytes":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "other network":
+        import torch
+
+        torch.save({"conv1.weight": torch.zeros(4, 3, 3, 3)}, path)
+    return path  # "missing": never written
+
+
+@pytest.mark.parametrize("kind", ["missing", "random bytes", "other network"])
+def test_asked_for_weights_check_fails_on_a_bad_file(ready_environment, monkeypatch, capsys, kind):
+    path = _write_bad_weights(kind, ready_environment)
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, str(path))
+    assert main(["doctor", "--check-weights"]) == 1
+    out = capsys.readouterr().out
+    assert weights_line(out).startswith("[FAIL]")
+    assert "All required checks passed" not in out
+
+
+def test_weights_are_optional_without_the_flag(ready_environment, monkeypatch, capsys):
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, str(ready_environment / "absent.pth"))
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert weights_line(out).startswith("[note]") and "All required checks passed" in out
+
+
+def test_good_weights_pass_the_check(ready_environment, monkeypatch, capsys):
+    from tests.synthetic_weights import write_model_only_checkpoint
+
+    path = ready_environment / "vmamba_tiny_e292.pth"
+    write_model_only_checkpoint(path)
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, str(path))
+    assert main(["doctor", "--check-weights"]) == 0
+    assert weights_line(capsys.readouterr().out).startswith("[ok  ]")
+
+
+def test_output_holds_only_doctors_own_lines(ready_environment, capsys):
+    """nnU-Net's trainer search prints its progress; doctor keeps it off the console."""
+    main(["doctor"])
+    out = capsys.readouterr().out
+    body = [line for line in out.splitlines() if line.strip()]
+    strays = [line for line in body[:-1] if not line.startswith(("[ok  ]", "[FAIL]", "[note]"))]
+    assert strays == []
+    assert "nnU-Net finds nnUNetTrainerSwinUMamba" in out

@@ -50,10 +50,12 @@ def run_doctor(args: argparse.Namespace) -> int:
             _check(True, var, value)
 
     if ext_trainer_registered():
-        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+        from swin_umamba.workflow.trainer_lookup import find_trainer_class
 
         try:
-            recursive_find_trainer_class_by_name("nnUNetTrainerSwinUMamba")
+            # nnU-Net's search, without the progress lines nnU-Net's own function prints ("Trainer ... not
+            # found in nnunetv2 ..."): they are its normal path to an external trainer but read like failures
+            find_trainer_class("nnUNetTrainerSwinUMamba", os.environ["nnUNet_extTrainer"].split(os.pathsep))
             _check(True, "nnUNet_extTrainer", f"{trainers_dir()} (nnU-Net finds nnUNetTrainerSwinUMamba)")
         except Exception as exc:  # report whatever nnU-Net's search raised
             good &= _check(False, "nnUNet_extTrainer", f"nnU-Net could not load our trainers: {exc}")
@@ -85,7 +87,10 @@ def run_doctor(args: argparse.Namespace) -> int:
         else:
             _check(True, WEIGHTS_ENV_VAR, f"{path} exists (add --check-weights to read it)")
     except PretrainedWeightsError as exc:
-        _check(None, WEIGHTS_ENV_VAR, f"needed only by the ImageNet-initialised trainers. {exc}")
+        if args.check_weights:  # asked for, so a required check
+            good &= _check(False, WEIGHTS_ENV_VAR, str(exc))
+        else:
+            _check(None, WEIGHTS_ENV_VAR, f"needed only by the ImageNet-initialised trainers. {exc}")
 
     print("\nAll required checks passed." if good else "\nSome checks failed; see FAIL lines above.")
     return 0 if good else 1
@@ -107,5 +112,6 @@ def add_parser(subparsers) -> None:
         "Exit code 0 when all required checks pass.",
     )
     p.add_argument("--check-weights", action="store_true",
-                   help="also read the ImageNet checkpoint named by SWIN_UMAMBA_PRETRAINED and report what maps")
+                   help="also read the ImageNet checkpoint named by SWIN_UMAMBA_PRETRAINED and report what maps; "
+                   "a missing or unusable file then fails the check")
     p.set_defaults(func=run_doctor)
