@@ -77,15 +77,49 @@ def resolve_weights_path(path: str | os.PathLike | None = None) -> Path:
             raise PretrainedWeightsError(f"No ImageNet checkpoint given and {WEIGHTS_ENV_VAR} is not set. {HOW_TO_GET}")
         path = env
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise PretrainedWeightsError(
+            f"{p.resolve()} is a folder; the ImageNet checkpoint is a single file. Put {RELEASE_FILE} in it and "
+            f"name the file itself, e.g. {p.resolve() / RELEASE_FILE}. {HOW_TO_GET}"
+        )
     if not p.is_file():
         raise PretrainedWeightsError(f"ImageNet checkpoint not found: looked for {p.resolve()}. {HOW_TO_GET}")
     return p
+
+
+# first bytes of the two formats torch.save writes: a zip archive, or (before torch 1.6) a pickle
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL_OPCODE = 0x80
 
 
 def _first_sentence(message: str) -> str:
     """The first sentence of an exception's text (torch's run over several lines), or a placeholder."""
     text = " ".join(message.split())
     return text.split(". ")[0][:200] or "no details given"
+
+
+def _unreadable(path: Path, exc: Exception) -> PretrainedWeightsError:
+    """The reason a file torch.load refused, in terms of this file (never torch's weights_only advice,
+    which would mean running the file's pickled code)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head.startswith(_ZIP_MAGIC) and (not head or head[0] != _PICKLE_PROTOCOL_OPCODE):
+        return PretrainedWeightsError(
+            f"{path} is not a PyTorch checkpoint (its first bytes {head!r} are neither a zip archive nor a "
+            f"pickle). {HOW_TO_GET}"
+        )
+    message = str(exc)
+    unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", message)
+    if unsupported:
+        return PretrainedWeightsError(
+            f"{path} is a PyTorch file that holds Python objects ({unsupported.group(1)}) besides tensors and "
+            f"plain data; it is not loaded, because loading it would run code stored in the file. The VMamba "
+            f"file holds no such objects. {HOW_TO_GET}"
+        )
+    return PretrainedWeightsError(
+        f"{path} is a damaged or incomplete PyTorch checkpoint ({type(exc).__name__}: {_first_sentence(message)}); "
+        f"download it again. {HOW_TO_GET}"
+    )
 
 
 def read_checkpoint(path: Path) -> object:
@@ -97,10 +131,7 @@ def read_checkpoint(path: Path) -> object:
         with torch.serialization.safe_globals(_metadata_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-checkpoints
-        raise PretrainedWeightsError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_sentence(str(exc))}). "
-            f"{HOW_TO_GET}"
-        ) from exc
+        raise _unreadable(path, exc) from exc
 
 
 def _describe(obj: object) -> str:

@@ -103,9 +103,10 @@ def test_pickled_code_is_not_executed(tmp_path, v0_state):
 
     path = tmp_path / "evil.pth"
     torch.save({"model": v0_state, "payload": Evil()}, path, pickle_module=pickle)
-    with pytest.raises(PretrainedWeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(PretrainedWeightsError, match="would run code stored in the file") as err:
         load_vmamba_weights(SwinUMamba(1, 2), path)
     assert not marker.exists()
+    assert "weights_only" not in str(err.value)
 
 
 def test_missing_file_says_where_and_how(tmp_path):
@@ -140,11 +141,35 @@ def test_nnunet_checkpoint_is_recognised(tmp_path):
         load_vmamba_weights(SwinUMamba(1, 2), path)
 
 
-def test_random_file_is_recognised(tmp_path):
+@pytest.mark.parametrize("content", [b"this is not a checkpoint at all\n" * 10, bytes(range(256)) * 4])
+def test_random_file_is_recognised(tmp_path, content):
+    """Not torch's advice to set weights_only=False (that would run the file's code): what the file is
+    and where the right one comes from."""
     path = tmp_path / "notes.pth"
-    path.write_bytes(b"this is not a checkpoint at all\n" * 10)
-    with pytest.raises(PretrainedWeightsError, match="not a readable PyTorch checkpoint"):
+    path.write_bytes(content)
+    with pytest.raises(PretrainedWeightsError) as err:
         load_vmamba_weights(SwinUMamba(1, 2), path)
+    msg = str(err.value)
+    assert f"{path} is not a PyTorch checkpoint" in msg
+    assert "weights_only" not in msg
+    assert "vssmtiny_dp01_ckpt_epoch_292.pth" in msg and "vmamba_tiny_e292.pth" in msg
+
+
+def test_truncated_checkpoint_is_called_damaged(tmp_path):
+    whole = tmp_path / "whole.pth"
+    torch.save({"model": {"x": torch.zeros(4096)}}, whole)
+    path = tmp_path / "vmamba_tiny_e292.pth"
+    path.write_bytes(whole.read_bytes()[:1000])
+    with pytest.raises(PretrainedWeightsError, match="damaged or incomplete PyTorch checkpoint.*download it again"):
+        load_vmamba_weights(SwinUMamba(1, 2), path)
+
+
+def test_folder_is_called_a_folder(tmp_path):
+    with pytest.raises(PretrainedWeightsError) as err:
+        resolve_weights_path(tmp_path)
+    msg = str(err.value)
+    assert f"{tmp_path} is a folder" in msg and "not found" not in msg
+    assert str(tmp_path / "vssmtiny_dp01_ckpt_epoch_292.pth") in msg
 
 
 def test_unrelated_state_dict_is_recognised(tmp_path):
