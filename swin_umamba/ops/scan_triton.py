@@ -20,7 +20,9 @@ kept one, runs the adjoint ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` as a reverse sca
 decay of the following step is recomputed from its step size, so nothing is ever divided
 by a product of decays), and reduces the gradients in registers: dB and dC over the
 program's channels (then added atomically in float32, so no per-channel copy exists),
-dA, dD and d(delta_bias) over time. No (batch, KD, N, L) tensor is ever stored.
+dA, dD and d(delta_bias) over time. No (batch, KD, N, L) tensor is ever stored. The
+gradient reaching the last state is taken into account too. Atomic adds make dA, dB, dC,
+dD and d(delta_bias) exact only up to the order of float32 additions on a GPU.
 
 Triton's interpreter (``TRITON_INTERPRET=1`` set before this module is imported) runs the
 same kernels on CPU tensors; that is how the tests exercise them without a GPU. The kernels
@@ -31,6 +33,7 @@ run in such a process.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import torch
@@ -280,13 +283,25 @@ def _interpreted() -> bool:
     return isinstance(_scan_fwd_kernel, InterpretedFunction)
 
 
+_availability: dict[torch.device, tuple[bool, str]] = {}
+
+
 def triton_available(device="cuda") -> tuple[bool, str]:
     """``(True, "")`` if the Triton kernels can run on tensors of ``device``, else
     ``(False, reason)``. Never raises."""
     try:
+        device = torch.device(device)
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if device not in _availability:
+        _availability[device] = _availability_of(device)
+    return _availability[device]
+
+
+def _availability_of(device: torch.device) -> tuple[bool, str]:
+    try:
         if triton is None:
             return False, f"triton does not import ({_IMPORT_ERROR})"
-        device = torch.device(device)
         if _interpreted():
             if device.type == "cpu":
                 return True, ""
@@ -320,8 +335,6 @@ def _n_chunks(L: int, chunk: int) -> int:
 def _launch_context(device: torch.device):
     if device.type == "cuda":
         return torch.cuda.device(device)
-    import contextlib
-
     return contextlib.nullcontext()
 
 
