@@ -44,7 +44,9 @@ if HERE not in sys.path:
 
 import timing  # noqa: E402
 
-NETWORKS = ("SwinUMamba", "SwinUMambaD")
+from swin_umamba.network_registry import NETWORKS as REGISTRY  # noqa: E402
+
+NETWORKS = tuple(n.class_name for n in REGISTRY.values())  # the Swin-UMamba networks, by class name
 IN_CHANNELS = 1
 
 

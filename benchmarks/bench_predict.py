@@ -43,13 +43,15 @@ if HERE not in sys.path:
 
 import timing  # noqa: E402
 
-ROOT = Path(HERE).parent
-DEMO = ROOT / "swin_umamba" / "demo_data" / "Dataset990_DemoAbdomenMR"
-OURS = "nnUNetTrainerSwinUMamba"
+from swin_umamba.demo.layout import DATASET_ID, DATASET_NAME, dataset_source  # noqa: E402
+from swin_umamba.network_registry import SWIN_UMAMBA  # noqa: E402
+
+DEMO = dataset_source()
+OURS = SWIN_UMAMBA.trainer
 DEFAULT = "nnUNetTrainer"
 PLANS = "nnUNetPlans"
 SYNTH_ID, SYNTH_NAME = 991, "Dataset991_SynthBlobs3D"
-DEMO_ID, DEMO_NAME = 990, "Dataset990_DemoAbdomenMR"
+DEMO_ID, DEMO_NAME = DATASET_ID, DATASET_NAME
 
 
 def nnunet_program(name: str) -> str:

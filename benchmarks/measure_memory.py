@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-NETWORKS = {"swinumamba": "SwinUMamba", "swinumambaD": "SwinUMambaD"}
+from swin_umamba.network_registry import NETWORK_STRIDE, NETWORKS
+
 GIB = 1024 ** 3
 
 
@@ -46,15 +47,13 @@ def parse_patch(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"patch {text!r}: expected HxW, e.g. 256x256") from None
-    if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise argparse.ArgumentTypeError(f"patch {text!r}: both sides must be positive multiples of 32")
+    if h <= 0 or w <= 0 or h % NETWORK_STRIDE or w % NETWORK_STRIDE:
+        raise argparse.ArgumentTypeError(f"patch {text!r}: both sides must be positive multiples of {NETWORK_STRIDE}")
     return h, w
 
 
 def build_network(name: str, in_channels: int, num_classes: int) -> torch.nn.Module:
-    import swin_umamba.nets as nets
-
-    return getattr(nets, NETWORKS[name])(in_channels, num_classes, deep_supervision=True)
+    return NETWORKS[name].network_class()(in_channels, num_classes, deep_supervision=True)
 
 
 def build_loss(network: torch.nn.Module):
@@ -276,7 +275,7 @@ def main(argv=None) -> int:
         if len(points) < 3:
             print(f"{name}: fewer than 3 usable points, cannot fit", file=sys.stderr)
             return 1
-        entry = {"class": f"swin_umamba.nets.{NETWORKS[name]}", **fit(points)}
+        entry = {"class": NETWORKS[name].class_path, **fit(points)}
         if on_cuda:
             entry["reserved_over_allocated"] = round(max(p["reserved_bytes"] / p["allocated_bytes"] for p in points), 3)
         else:

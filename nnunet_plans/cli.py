@@ -10,29 +10,30 @@ import argparse
 import os
 import sys
 
-from swin_umamba.nnunet_plans.memory_model import NETWORKS
+from swin_umamba.network_registry import NETWORK_STRIDE, NETWORKS, SWIN_UMAMBA
 
 DESCRIPTION = (
     "Plan the 2D configuration of an nnU-Net dataset for Swin-UMamba: nnU-Net's spacing, normalisation and "
-    "resampling; the patch size rounded to multiples of 32; the batch size from a memory model of the network "
+    f"resampling; the patch size rounded to multiples of {NETWORK_STRIDE}; the batch size from a memory model of the network "
     "for the given GPU memory target. Extracts the dataset fingerprint first when it is missing. Then train with "
-    "nnUNetv2_train DATASET 2d FOLD -p PLANS -tr nnUNetTrainerSwinUMamba."
+    f"nnUNetv2_train DATASET 2d FOLD -p PLANS -tr {SWIN_UMAMBA.trainer}."
 )
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("plan", help="nnU-Net plans for Swin-UMamba (2D, patch multiple of 32, batch from "
-                                           "a memory model)", description=DESCRIPTION)
+    p = subparsers.add_parser("plan", help=f"nnU-Net plans for Swin-UMamba (2D, patch multiple of {NETWORK_STRIDE}, "
+                                           "batch from a memory model)", description=DESCRIPTION)
     p.add_argument("-d", "--dataset", required=True,
                    help="dataset id or name in $nnUNet_raw, e.g. 702 or Dataset702_AbdomenMR")
-    p.add_argument("--network", choices=sorted(NETWORKS), default="swinumamba",
-                   help="network whose memory model sizes the batch: swinumamba (nnUNetTrainerSwinUMamba*) or "
-                        "swinumambaD (nnUNetTrainerSwinUMambaD*); default swinumamba")
+    p.add_argument("--network", choices=sorted(NETWORKS), default=SWIN_UMAMBA.name,
+                   help="network whose memory model sizes the batch, and which trainers may train the plans: "
+                        + " or ".join(f"{n.name} ({', '.join(n.trainers)})" for n in NETWORKS.values())
+                        + "; default %(default)s")
     p.add_argument("--gpu-memory-target-gb", type=float, default=None,
                    help="GPU memory (GiB) one training process may use; default 8, as nnU-Net's planner")
     p.add_argument("--plans-name", default=None,
-                   help="plans identifier to write and later pass with -p; default nnUNetPlansSwinUMamba "
-                        "(nnUNetPlansSwinUMambaD for --network swinumambaD)")
+                   help="plans identifier to write and later pass with -p; default "
+                        + ", ".join(f"{n.plans_name} for --network {n.name}" for n in NETWORKS.values()))
     p.add_argument("--memory-model", default=None,
                    help="memory model JSON (default: the one shipped beside the planner); "
                         "see benchmarks/measure_memory.py")
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         preprocess_dataset(dataset_id, plans_name, configurations=["2d"],
                            num_processes=[args.num_processes or default_num_processes], verbose=False)
-    trainer = "nnUNetTrainerSwinUMamba" + ("D" if args.network == "swinumambaD" else "")
+    trainer = NETWORKS[args.network].trainer
     print()
     if not args.preprocess:
         print(f"Next: nnUNetv2_preprocess -d {dataset_id} -plans_name {plans_name} -c 2d "

@@ -22,11 +22,7 @@ from typing import Sequence
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().with_name("memory_model.json")
 
-# --network value -> network class (import path)
-NETWORKS = {
-    "swinumamba": "swin_umamba.nets.SwinUMamba",
-    "swinumambaD": "swin_umamba.nets.SwinUMambaD",
-}
+from swin_umamba.network_registry import NETWORKS  # noqa: F401  (the memory model has one entry per network)
 
 GIB = 1024 ** 3
 

@@ -29,15 +29,15 @@ from nnunetv2.preprocessing.resampling.default_resampling import compute_new_sha
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-from swin_umamba.nnunet_plans.memory_model import GIB, NETWORKS, MemoryModel, load_memory_model
+from swin_umamba.network_registry import NETWORK_STRIDE as STRIDE
+from swin_umamba.network_registry import NETWORKS
+from swin_umamba.nnunet_plans.memory_model import GIB, MemoryModel, load_memory_model
 
-STRIDE = 32
-DEFAULT_PLANS_NAME = "nnUNetPlansSwinUMamba"
 DEFAULT_GPU_MEMORY_TARGET_GB = 8.0  # nnU-Net's ExperimentPlanner default (gpu_memory_target_in_gb=8)
 
 
 def default_plans_name(network: str) -> str:
-    return DEFAULT_PLANS_NAME if network == "swinumamba" else DEFAULT_PLANS_NAME + "D"
+    return NETWORKS[network].plans_name
 
 
 def round_patch_to_stride(patch: Sequence[int], median_shape: Sequence[float], stride: int = STRIDE) -> list[int]:
@@ -130,7 +130,7 @@ class SwinUMambaPlanner(ExperimentPlanner):
         plan["patch_size"] = patch
         plan["batch_size"] = int(batch)
         # the Swin-UMamba trainers build their network themselves and ignore this entry; it documents the plan
-        plan["architecture"] = {"network_class_name": NETWORKS[self.network], "arch_kwargs": {},
+        plan["architecture"] = {"network_class_name": NETWORKS[self.network].class_path, "arch_kwargs": {},
                                 "_kw_requires_import": []}
         plan["swin_umamba_planning"] = dict(self.report)
         return plan
@@ -180,7 +180,7 @@ def explain(report: dict) -> str:
     r = report
     lines = [f"Swin-UMamba plan for network '{r['network']}':"]
     lines.append(f"  median image (after resampling): {' x '.join(f'{m:g}' for m in r['median_image_size_in_voxels'])}")
-    why = "nearest multiples of 32, not beyond the median image"
+    why = f"nearest multiples of {STRIDE}, not beyond the median image"
     if r["patch_size"] != r["rounded_patch_size"]:
         why += f" ({r['rounded_patch_size']}), then shrunk until a batch of 2 fits the memory target"
     lines.append(f"  patch size: {r['patch_size']}  (nnU-Net's U-Net patch {r['nnunet_patch_size']} -> {why})")

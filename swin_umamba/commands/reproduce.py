@@ -4,15 +4,16 @@
     swin-umamba reproduce --dataset 704            # Endoscopy, Swin-UMamba-dagger, epoch 249
     swin-umamba reproduce --dataset 703            # Microscopy, Swin-UMamba-dagger, epoch 349
 
-Steps (each one a subprocess whose output goes to `<out>/logs/<n>_<step>.log`):
+Steps (nnU-Net's as its own programs, the others in this process; each step's output goes to
+`<out>/logs/<n>_<step>.log`):
 
 1. plan     nnUNetv2_plan_and_preprocess -d ID -c 2d --verify_dataset_integrity
 2. train    nnUNetv2_train ID 2d all -tr TRAINER with SWIN_UMAMBA_STOP_AFTER_EPOCHS=100/250/350: the
             1000-epoch cosine schedule, stopped after that many epochs (checkpoint_99/249/349.pth)
 3. predict  nnUNetv2_predict -i imagesTs -o <out>/predictions -d ID -c 2d -tr TRAINER -f all
             -chk checkpoint_99/249/349.pth --disable_tta
-4. (703)    swin-umamba cells-to-instances: 3-class predictions -> instance TIFFs
-5. evaluate swin-umamba evaluate --mode paper against the test labels -> <out>/metrics.csv
+4. (703)    as swin-umamba cells-to-instances: 3-class predictions -> instance TIFFs
+5. evaluate as swin-umamba evaluate --mode paper against the test labels -> <out>/metrics.csv
 then the table of our numbers beside the published ones -> <out>/comparison.md and .csv.
 
 Re-running the same command continues where it stopped: planning is skipped when the plans and the
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 from swin_umamba.fileio import sha256_of
+from swin_umamba.network_registry import BY_ALIAS
 from swin_umamba.reproduction.recipes import PUBLISHED_NAME, RECIPES, SCHEDULE_EPOCHS, TRAINERS
 from swin_umamba.reproduction.report import our_summary, write_comparison
 from swin_umamba.reproduction.run import (ReproduceError, Run, cases_to_predict, new_run, remember_trainer,
@@ -128,8 +130,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=int, required=True, choices=sorted(RECIPES),
                    help="702 AbdomenMR, 703 Microscopy (NeurIPSCell), 704 Endoscopy (Endovis17)")
     p.add_argument("--network", choices=sorted(TRAINERS),
-                   help="plain: nnUNetTrainerSwinUMamba; dagger: nnUNetTrainerSwinUMambaD (Swin-UMamba†). "
-                        "Default: the paper's best entry (702 plain, 703 and 704 dagger)")
+                   help="; ".join(f"{alias}: {n.trainer} ({n.paper_name})" for alias, n in BY_ALIAS.items())
+                        + ". Default: the paper's best entry ("
+                        + ", ".join(f"{r.dataset_id} {r.network}" for r in RECIPES.values()) + ")")
     p.add_argument("--trainer", help="nnU-Net trainer class to use instead (e.g. a Scratch variant or a short "
                                      "test trainer); its network decides the published row compared with")
     p.add_argument("--stop-after", type=int, default=None,

@@ -6,6 +6,8 @@ import importlib.metadata
 import os
 from pathlib import Path
 
+from swin_umamba.network_registry import SWIN_UMAMBA
+
 NNUNET_DIR_VARS = {
     "nnUNet_raw": "raw datasets (DatasetXXX_Name folders)",
     "nnUNet_preprocessed": "nnU-Net's preprocessed data and plans",
@@ -55,8 +57,8 @@ def run_doctor(args: argparse.Namespace) -> int:
         try:
             # nnU-Net's search, without the progress lines nnU-Net's own function prints ("Trainer ... not
             # found in nnunetv2 ..."): they are its normal path to an external trainer but read like failures
-            find_trainer_class("nnUNetTrainerSwinUMamba", os.environ["nnUNet_extTrainer"].split(os.pathsep))
-            _check(True, "nnUNet_extTrainer", f"{trainers_dir()} (nnU-Net finds nnUNetTrainerSwinUMamba)")
+            find_trainer_class(SWIN_UMAMBA.trainer, os.environ["nnUNet_extTrainer"].split(os.pathsep))
+            _check(True, "nnUNet_extTrainer", f"{trainers_dir()} (nnU-Net finds {SWIN_UMAMBA.trainer})")
         except Exception as exc:  # report whatever nnU-Net's search raised
             good &= _check(False, "nnUNet_extTrainer", f"nnU-Net could not load our trainers: {exc}")
     else:

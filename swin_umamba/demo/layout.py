@@ -12,11 +12,12 @@ import os
 import shutil
 from pathlib import Path
 
+from swin_umamba.network_registry import DEMO_TRAINER
 from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, nnunet_environment
 
 DATASET_ID = 990
 DATASET_NAME = "Dataset990_DemoAbdomenMR"
-TRAINER = "nnUNetTrainerSwinUMambaDemo"
+TRAINER = DEMO_TRAINER
 CONFIGURATION = "2d"
 LOG_NAME = "demo.log"
 CSV_NAME = "dice.csv"

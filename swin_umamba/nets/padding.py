@@ -1,10 +1,10 @@
 """Inputs of any height/width: pad to the network's stride, crop the outputs back.
 
-Both Swin-UMamba networks reduce the input by 32 (docs/architecture.md). An input whose
-height or width is not a multiple of 32 is zero-padded at the bottom and on the
+Both Swin-UMamba networks reduce the input by NETWORK_STRIDE, 32 (docs/architecture.md). An input
+whose height or width is not a multiple of it is zero-padded at the bottom and on the
 right up to the next multiple; every output is cropped back to the input's
 extent at its own scale (ceil(size / downsampling)). With nnU-Net's plans the
-patch sizes are multiples of 32 already and nothing is padded.
+patch sizes are multiples of it already and nothing is padded.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-NETWORK_STRIDE = 32
+from swin_umamba.network_registry import NETWORK_STRIDE
 
 
 def pad_to_stride(x: torch.Tensor, stride: int = NETWORK_STRIDE) -> tuple[torch.Tensor, tuple[int, int]]:

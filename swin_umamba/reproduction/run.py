@@ -24,7 +24,7 @@ class Run:
     preprocessed: Path
     results: Path
     trainer: str
-    network: str  # plain / dagger: which published row is ours
+    network: str  # the network's alias (plain / dagger): which published row is ours
     stop_after: int
     device: str
     test_images: Path
@@ -141,7 +141,7 @@ def checkpoint_epoch(path: Path) -> int | None:
 
 def trainer_network(trainer: str, env: dict[str, str]) -> tuple[str, bool]:
     """(network kind, uses ImageNet weights) of a trainer, found where nnU-Net would find it with `env`."""
-    from swin_umamba.nets import SwinUMambaD
+    from swin_umamba.network_registry import NETWORKS
     from swin_umamba.workflow.trainer_lookup import TrainerNotFound, find_trainer_class
 
     try:
@@ -151,8 +151,11 @@ def trainer_network(trainer: str, env: dict[str, str]) -> tuple[str, bool]:
     network_class = getattr(cls, "network_class", None)
     if network_class is None:
         raise ReproduceError(f"{trainer} is not a Swin-UMamba trainer (no network_class)")
-    kind = "dagger" if issubclass(network_class, SwinUMambaD) else "plain"
-    return kind, bool(getattr(cls, "use_imagenet_weights", False))
+    network = next((n for n in NETWORKS.values() if issubclass(network_class, n.network_class())), None)
+    if network is None:
+        raise ReproduceError(f"{trainer} builds {network_class.__name__}, which is neither of "
+                             f"{', '.join(n.class_name for n in NETWORKS.values())}")
+    return network.alias, bool(getattr(cls, "use_imagenet_weights", False))
 
 
 def trainer_facts(run: Run) -> tuple[str, bool]:

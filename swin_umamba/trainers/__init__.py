@@ -9,12 +9,6 @@ from swin_umamba.trainers.variants import (
 )
 from swin_umamba.trainers.demo import nnUNetTrainerSwinUMambaDemo
 
-TRAINER_NAMES = [
-    "nnUNetTrainerSwinUMamba",
-    "nnUNetTrainerSwinUMambaD",
-    "nnUNetTrainerSwinUMambaScratch",
-    "nnUNetTrainerSwinUMambaDScratch",
-    "nnUNetTrainerSwinUMambaDemo",
-]
+from swin_umamba.network_registry import TRAINER_NAMES
 
-__all__ = TRAINER_NAMES + ["SwinUMambaTrainerBase", "ConfigurationError", "TRAINER_NAMES"]
+__all__ = [*TRAINER_NAMES, "SwinUMambaTrainerBase", "ConfigurationError", "TRAINER_NAMES"]

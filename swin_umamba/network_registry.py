@@ -1,0 +1,62 @@
+"""The two Swin-UMamba networks and every name each goes by: the one place those names are written.
+
+    name         `swin-umamba plan --network`, the memory model's key      swinumamba      swinumambaD
+    alias        `swin-umamba reproduce --network`                         plain           dagger
+    class_name   the class in swin_umamba.nets                             SwinUMamba      SwinUMambaD
+    paper_name   the row of the paper's tables                             Swin-UMamba     Swin-UMamba†
+    trainers     the nnU-Net trainers that build it (-tr)                  nnUNetTrainerSwinUMamba[Scratch]  ...D[Scratch|Demo]
+    plans_name   the plans `swin-umamba plan` writes for it                nnUNetPlansSwinUMamba  nnUNetPlansSwinUMambaD
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+# Both networks reduce the input by 32 (stem or patch embedding, then three patch mergings): patch sizes
+# are multiples of this.
+NETWORK_STRIDE = 32
+NETS_MODULE = "swin_umamba.nets"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    alias: str
+    class_name: str
+    paper_name: str
+    trainers: tuple[str, ...]  # the ImageNet-initialised trainer first
+    plans_name: str
+
+    @property
+    def trainer(self) -> str:
+        """The trainer of the paper's runs (ImageNet-initialised encoder)."""
+        return self.trainers[0]
+
+    @property
+    def class_path(self) -> str:
+        """Import path of the class, as nnU-Net's plans name architectures."""
+        return f"{NETS_MODULE}.{self.class_name}"
+
+    def network_class(self) -> type:
+        return getattr(importlib.import_module(NETS_MODULE), self.class_name)
+
+
+DEMO_TRAINER = "nnUNetTrainerSwinUMambaDemo"  # `swin-umamba demo`'s short CPU run
+SWIN_UMAMBA = Network("swinumamba", "plain", "SwinUMamba", "Swin-UMamba",
+                      ("nnUNetTrainerSwinUMamba", "nnUNetTrainerSwinUMambaScratch"), "nnUNetPlansSwinUMamba")
+SWIN_UMAMBA_D = Network("swinumambaD", "dagger", "SwinUMambaD", "Swin-UMamba†",
+                        ("nnUNetTrainerSwinUMambaD", "nnUNetTrainerSwinUMambaDScratch", DEMO_TRAINER),
+                        "nnUNetPlansSwinUMambaD")
+NETWORKS = {n.name: n for n in (SWIN_UMAMBA, SWIN_UMAMBA_D)}
+BY_ALIAS = {n.alias: n for n in NETWORKS.values()}
+TRAINER_NAMES = tuple(t for n in NETWORKS.values() for t in n.trainers)
+
+
+def network_of_class(class_name_or_path: str) -> Network | None:
+    """The network a class name ("SwinUMambaD") or import path ("swin_umamba.nets.SwinUMambaD") names; None if
+    it names no Swin-UMamba network (e.g. nnU-Net's PlainConvUNet of its default plans)."""
+    return next((n for n in NETWORKS.values() if class_name_or_path in (n.class_name, n.class_path)), None)
+
+
+def network_of_trainer(trainer: str) -> Network | None:
+    return next((n for n in NETWORKS.values() if trainer in n.trainers), None)
