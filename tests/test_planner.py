@@ -237,6 +237,19 @@ def test_networks_and_default_plans_names(planned, compared):
     assert d_config["patch_size"] == ours["patch_size"] and d_config["data_identifier"] == "nnUNetPlansSwinUMambaD_2d"
 
 
+def test_plans_for_swinumambaD_stop_a_swinumamba_trainer_at_once(workspace, compared):
+    """nnUNetPlansSwinUMambaD (planned in `compared`) with a trainer that builds SwinUMamba: nnUNetv2_train
+    stops before anything is built or written, and says which trainer or plans to use instead."""
+    proc = subprocess.run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-p", "nnUNetPlansSwinUMambaD",
+                           "-tr", TRAINER, "-device", "cpu"], env=workspace["env"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    message = " ".join(proc.stderr.split())
+    assert f"{TRAINER} builds SwinUMamba" in message and "were made for SwinUMambaD" in message, proc.stderr[-3000:]
+    assert "-tr nnUNetTrainerSwinUMambaD" in message and "swin-umamba plan --network swinumamba`" in message
+    assert not (workspace["results"] / DATASET / f"{TRAINER}__nnUNetPlansSwinUMambaD__2d").exists()
+
+
 def test_batch_size_comes_from_the_memory_model(compared):
     model = load_memory_model()
     batches = {}

@@ -20,6 +20,7 @@ from swin_umamba.trainers.base import (
     stop_after_epochs,
 )
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
+from swin_umamba.network_registry import NETWORKS, TRAINER_NAMES, network_of_trainer
 
 
 def _plans(patch):
@@ -39,6 +40,47 @@ def test_3d_plans_are_refused_with_the_configuration_named():
         plans_with_trainable_patch(
             {"configurations": {"3d_fullres": {"patch_size": [64, 128, 128], "architecture": {}}}}, "3d_fullres"
         )
+
+
+def _planned_for(class_path: str, plans_name: str = "nnUNetPlansSwinUMambaD") -> dict:
+    """Plans as `swin-umamba plan` writes them (the parts the trainer reads)."""
+    return {"plans_name": plans_name, "configurations": {"2d": {
+        "patch_size": [64, 64], "batch_size": 12,
+        "architecture": {"network_class_name": class_path, "arch_kwargs": {}, "_kw_requires_import": []}}}}
+
+
+def test_plans_for_the_other_network_stop_the_trainer_before_anything_is_built():
+    plans = _planned_for("swin_umamba.nets.SwinUMambaD")
+    with pytest.raises(ConfigurationError) as caught:
+        nnUNetTrainerSwinUMamba(plans, "2d", 0, {}, torch.device("cpu"))
+    message = str(caught.value)
+    for part in ("'nnUNetPlansSwinUMambaD'", "made for SwinUMambaD", "--network swinumambaD",
+                 "nnUNetTrainerSwinUMamba builds SwinUMamba", "-tr nnUNetTrainerSwinUMambaD",
+                 "swin-umamba plan --network swinumamba`"):
+        assert part in message, (part, message)
+
+    plans = _planned_for("swin_umamba.nets.SwinUMamba", "nnUNetPlansSwinUMamba")
+    with pytest.raises(ConfigurationError, match="made for SwinUMamba .*nnUNetTrainerSwinUMambaD builds SwinUMambaD"):
+        nnUNetTrainerSwinUMambaD(plans, "2d", 0, {}, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("class_path", ["swin_umamba.nets.SwinUMamba",
+                                        "dynamic_network_architectures.architectures.unet.PlainConvUNet"])
+def test_plans_for_the_same_network_or_nnunets_own_are_accepted(class_path):
+    from swin_umamba.trainers.base import check_plans_network
+
+    check_plans_network(_planned_for(class_path), "2d", "nnUNetTrainerSwinUMamba", SwinUMamba)
+    check_plans_network({"configurations": {"2d": {"patch_size": [64, 64], "architecture": {}}}}, "2d",
+                        "nnUNetTrainerSwinUMambaD", SwinUMambaD)
+
+
+def test_every_registered_trainer_builds_its_registered_network():
+    import swin_umamba.trainers as trainers
+
+    assert set(TRAINER_NAMES) == {name for name in trainers.__all__ if name.startswith("nnUNetTrainer")}
+    for name in TRAINER_NAMES:
+        assert getattr(trainers, name).network_class is network_of_trainer(name).network_class(), name
+    assert {n.network_class() for n in NETWORKS.values()} == {SwinUMamba, SwinUMambaD}
 
 
 def test_cosine_schedule_matches_torch_closed_form_at_any_epoch():

@@ -16,6 +16,7 @@ from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from swin_umamba.nets import SwinUMamba
+from swin_umamba.network_registry import NETWORKS, network_of_class
 from swin_umamba.nets.padding import NETWORK_STRIDE
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
@@ -49,6 +50,25 @@ def plans_with_trainable_patch(plans: dict, configuration_name: str) -> dict:
     plans = copy.deepcopy(plans)
     plans["configurations"][configuration_name]["patch_size"] = rounded
     return plans
+
+
+def check_plans_network(plans: dict, configuration_name: str, trainer_name: str, network_class: type) -> None:
+    """Refuse plans that `swin-umamba plan` made for the other network: their batch size was sized for it.
+
+    Plans naming no Swin-UMamba network (nnU-Net's own, e.g. nnUNetPlans) suit both networks."""
+    configuration = PlansManager(plans).get_configuration(configuration_name).configuration
+    named = configuration.get("architecture", {}).get("network_class_name", "")
+    planned = network_of_class(named)
+    if planned is None or issubclass(network_class, planned.network_class()):
+        return
+    ours = next((n for n in NETWORKS.values() if issubclass(network_class, n.network_class())), None)
+    replan = f", or plan for this trainer with `swin-umamba plan --network {ours.name}`" if ours else ""
+    raise ConfigurationError(
+        f"The plans '{plans.get('plans_name', '?')}' (configuration '{configuration_name}') were made for "
+        f"{planned.class_name} (`swin-umamba plan --network {planned.name}`), but {trainer_name} builds "
+        f"{network_class.__name__}; the batch size would be the one sized for {planned.class_name}. "
+        f"Train these plans with -tr {planned.trainer} (or {', '.join(planned.trainers[1:])}){replan}."
+    )
 
 
 def unwrap(network: nn.Module) -> nn.Module:
@@ -90,6 +110,7 @@ class SwinUMambaTrainerBase(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        check_plans_network(plans, configuration, type(self).__name__, self.network_class)
         original_patch = PlansManager(plans).get_configuration(configuration).patch_size
         plans = plans_with_trainable_patch(plans, configuration)
         super().__init__(plans, configuration, fold, dataset_json, device)
