@@ -1,6 +1,11 @@
 """Swin-UMamba for nnU-Net v2: networks, a selective scan that needs no CUDA, ImageNet weights."""
+import importlib.metadata
+
 from swin_umamba.nets import SwinUMamba, SwinUMambaD
 from swin_umamba.pretrained import LoadReport, PretrainedWeightsError, load_vmamba_weights
 
 __all__ = ["SwinUMamba", "SwinUMambaD", "load_vmamba_weights", "LoadReport", "PretrainedWeightsError"]
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml; the installed metadata carries it
+    __version__ = importlib.metadata.version("swin-umamba")
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "unknown (not installed)"

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from swin_umamba import __version__
+
 # module path -> imported lazily so that `swin-umamba --help` stays fast
 COMMAND_MODULES = [
     "swin_umamba.commands.setup",
@@ -22,13 +24,36 @@ COMMAND_MODULES = [
 ]
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to the help of every option whose default is a value (not None or False)
+    and whose help does not state it already (a help that mentions "default" is left as written)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shows_value = action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+        if (not shows_value or action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS or "default" in text.lower()):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of every sub-command: the shared help formatter unless a command sets its own."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="swin-umamba",
         description="Swin-UMamba for nnU-Net v2: set-up checks, demo, evaluation and dataset tools. "
         "Training and prediction use nnU-Net's own commands with -tr nnUNetTrainerSwinUMamba.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the installed version of swin-umamba and exit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)
     return parser
