@@ -4,7 +4,7 @@
 Regenerate the shipped copy with::
 
     pip download --no-deps --no-binary :all: TotalSegmentator==2.18.0 -d /tmp/ts
-    python preprocessing/make_demo_dataset.py \
+    python tools/make_demo_dataset.py \
         --source /tmp/ts/totalsegmentator-2.18.0.tar.gz \
         --out swin_umamba/demo_data
 
@@ -202,7 +202,7 @@ swin-umamba for the CPU demo (plan, preprocess, train briefly, predict, Dice).
 ## Changes made (Apache-2.0 section 4(b))
 
 This folder is a derivative of the files above, produced by
-`preprocessing/make_demo_dataset.py` in the swin-umamba repository:
+`tools/make_demo_dataset.py` in the swin-umamba repository:
 
 1. Each of the 20 axial slices was written as a separate 2D NIfTI file
    ({shape_yx[1]} x {shape_yx[0]} pixels, 3 x 3 mm, original int16 intensities,
@@ -229,7 +229,7 @@ runs end to end, not how well a model generalises.
 
 ```
 pip download --no-deps --no-binary :all: {SOURCE_PACKAGE}=={SOURCE_VERSION} -d /tmp/ts
-python preprocessing/make_demo_dataset.py --source /tmp/ts/totalsegmentator-{SOURCE_VERSION}.tar.gz --out swin_umamba/demo_data
+python tools/make_demo_dataset.py --source /tmp/ts/totalsegmentator-{SOURCE_VERSION}.tar.gz --out swin_umamba/demo_data
 ```
 """
 
@@ -276,7 +276,7 @@ def build(source: Path, out: Path, allow_mismatch: bool = False) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=f"Build {DATASET_DIR} (nnU-Net v2 raw layout) from the TotalSegmentator {SOURCE_VERSION} sdist.",
-        epilog="Example: python preprocessing/make_demo_dataset.py --source /tmp/ts/totalsegmentator-2.18.0.tar.gz --out swin_umamba/demo_data",
+        epilog="Example: python tools/make_demo_dataset.py --source /tmp/ts/totalsegmentator-2.18.0.tar.gz --out swin_umamba/demo_data",
     )
     parser.add_argument(
         "--source",
