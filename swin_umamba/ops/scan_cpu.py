@@ -12,6 +12,7 @@ If the build or the load fails, one warning is logged and :func:`load_kernel` re
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -77,6 +78,32 @@ def _ensure_ninja_on_path() -> None:
             os.environ["PATH"] = bin_dir + os.pathsep + path
 
 
+CUDA_HOME_NOTICE = "No CUDA runtime is found"
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def _without_cuda_home_notice():
+    """Drops the one line torch.utils.cpp_extension logs when it is first imported on a machine with a
+    CUDA build of torch but no GPU ("No CUDA runtime is found, using CUDA_HOME=..."): this kernel is
+    built for the CPU and needs no CUDA, so on every command that line is only noise."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    notice = _DropMessage(CUDA_HOME_NOTICE)
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
 def load_kernel(verbose: bool = False):
     """The compiled module (with ``forward``/``backward``), or ``None`` if it cannot be built."""
     global _kernel, _failed, build_seconds
@@ -88,7 +115,8 @@ def load_kernel(verbose: bool = False):
         start = time.perf_counter()
         try:
             _ensure_ninja_on_path()
-            from torch.utils import cpp_extension
+            with _without_cuda_home_notice():
+                from torch.utils import cpp_extension
 
             name = extension_name()
             cpp_extension.load(

@@ -66,9 +66,11 @@ def nnunet_environment(folders: Path | None = None, **extra: str | None) -> dict
     - nnUNet_raw, nnUNet_preprocessed, nnUNet_results set to folders/<that name> when `folders` is given,
     - the package's trainers folder added in front of nnUNet_extTrainer (unless listed already),
     - this Python's scripts folder first on PATH, unbuffered output, no SWIN_UMAMBA_STOP_AFTER_EPOCHS,
+    - timm's torch.jit.interface FutureWarning hidden (PYTHONWARNINGS),
     - then the variables of `extra` (None removes one).
     """
     from swin_umamba.commands.setup import trainers_dir
+    from swin_umamba.workflow.trainer_lookup import JIT_INTERFACE_WARNING
 
     env = dict(os.environ)
     if folders is not None:
@@ -80,6 +82,10 @@ def nnunet_environment(folders: Path | None = None, **extra: str | None) -> dict
     env["nnUNet_extTrainer"] = os.pathsep.join(paths)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
+    # nnU-Net's trainer search imports timm before any of our code runs: hide that one FutureWarning
+    # in the child (PYTHONWARNINGS matches a literal message prefix; added last, it wins for that message only)
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS", ""),
+                                                   f"ignore:{JIT_INTERFACE_WARNING}:FutureWarning"]))
     env.pop(STOP_ENV_VAR, None)
     for name, value in extra.items():
         if value is None:

@@ -6,9 +6,25 @@ up for a child process's environment without touching its own.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Sequence
+
+
+# timm (imported by nnU-Net's Primus trainers, which nnU-Net's search imports) decorates a class with
+# torch.jit.interface, which recent torch versions deprecate with a FutureWarning on every import
+JIT_INTERFACE_WARNING = "`torch.jit.interface` is deprecated"
+
+
+@contextlib.contextmanager
+def without_jit_interface_warning():
+    """Hides exactly that FutureWarning while nnU-Net's trainer modules are imported."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(JIT_INTERFACE_WARNING), category=FutureWarning)
+        yield
 
 
 class TrainerNotFound(LookupError):
@@ -21,14 +37,15 @@ def find_trainer_class(name: str, extra_folders: Sequence[str | Path] = ()) -> t
     from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 
     package = Path(nnunetv2.__path__[0])
-    found = recursive_find_python_class(str(package / "training" / "nnUNetTrainer"), name,
-                                        "nnunetv2.training.nnUNetTrainer", str(package))
-    for folder in extra_folders:
-        if found is not None:
-            break
-        if str(folder).strip() and os.path.isdir(folder):
-            found = recursive_find_python_class(str(folder), name, None, base_folder=str(folder),
-                                                cleanup_imports_from_base_folder=True)
+    with without_jit_interface_warning():
+        found = recursive_find_python_class(str(package / "training" / "nnUNetTrainer"), name,
+                                            "nnunetv2.training.nnUNetTrainer", str(package))
+        for folder in extra_folders:
+            if found is not None:
+                break
+            if str(folder).strip() and os.path.isdir(folder):
+                found = recursive_find_python_class(str(folder), name, None, base_folder=str(folder),
+                                                    cleanup_imports_from_base_folder=True)
     if found is None:
         searched = ", ".join(str(f) for f in extra_folders) or "no nnUNet_extTrainer folder"
         raise TrainerNotFound(f"no trainer class {name!r} in nnU-Net's trainers nor in {searched}")
