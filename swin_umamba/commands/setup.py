@@ -67,13 +67,13 @@ def run_doctor(args: argparse.Namespace) -> int:
 
     import torch
 
-    from swin_umamba.ops import selective_scan_backend
+    from swin_umamba.ops import describe_scan_backend, selective_scan_backend
     from swin_umamba.ops.dispatch import mamba_error
 
     _check(True, "torch", f"{torch.__version__}, {torch.get_num_threads()} CPU threads")
     _check(True, "selective scan on CPU", selective_scan_backend("cpu"))
     if torch.cuda.is_available():
-        _check(True, "CUDA", f"{torch.cuda.get_device_name(0)}; scan backend {selective_scan_backend('cuda')}")
+        _check(True, "CUDA", "%s; scan backend %s (%s)" % (torch.cuda.get_device_name(0), *describe_scan_backend("cuda")))
     else:
         _check(None, "CUDA", "not available: training runs on CPU (nnUNetv2_train ... -device cpu)")
     err = mamba_error()

@@ -2,6 +2,6 @@
 
 See :mod:`swin_umamba.ops.dispatch` for the backends and the ``SWIN_UMAMBA_SCAN`` variable.
 """
-from swin_umamba.ops.dispatch import selective_scan, selective_scan_backend
+from swin_umamba.ops.dispatch import describe_scan_backend, selective_scan, selective_scan_backend
 
-__all__ = ["selective_scan", "selective_scan_backend"]
+__all__ = ["describe_scan_backend", "selective_scan", "selective_scan_backend"]
