@@ -397,3 +397,17 @@ def test_choice_under_compile_runs_the_self_check_for_real(env, monkeypatch):
     torch.testing.assert_close(torch.compile(f, backend="eager", fullgraph=True)(x), 2 * x)
     assert runs == ["cuda:0"] and not counters["graph_break"]
     torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_self_check_passes_the_real_triton_kernels_under_the_interpreter():
+    """The self-check's calls fit the real Triton scan: under the interpreter, on CPU tensors, it passes."""
+    pytest.importorskip("triton", reason="Triton does not import here")
+    import subprocess
+
+    code = ("from swin_umamba.ops import selfcheck; ok, reason = selfcheck._run('cpu'); "
+            "print(reason); raise SystemExit(0 if ok else 1)")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed their self-check on cpu" in proc.stdout

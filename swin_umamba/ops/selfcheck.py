@@ -26,7 +26,7 @@ def device_key(device) -> str:
     return str(device)
 
 
-def _inputs(device, batch=2, kd=8, L=333, groups=2, N=16, seed=0):
+def _inputs(device, batch=2, kd=4, L=150, groups=2, N=16, seed=0):
     """Small inputs distributed like SS2D's (L spans several chunks with a ragged tail)."""
     g = torch.Generator().manual_seed(seed)
     u = torch.randn(batch, kd, L, generator=g)
