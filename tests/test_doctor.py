@@ -77,3 +77,17 @@ def test_output_holds_only_doctors_own_lines(ready_environment, capsys):
     strays = [line for line in body[:-1] if not line.startswith(("[ok  ]", "[FAIL]", "[note]"))]
     assert strays == []
     assert "nnU-Net finds nnUNetTrainerSwinUMamba" in out
+
+
+def test_a_torchvision_that_does_not_fit_torch_gets_the_install_fix(ready_environment, monkeypatch, capsys):
+    """The error a CUDA torchvision raises beside a CPU-only torch, inside nnU-Net's trainer search."""
+    import swin_umamba.workflow.trainer_lookup as lookup
+
+    def broken_search(name, folders=()):
+        raise RuntimeError("operator torchvision::nms does not exist")
+
+    monkeypatch.setattr(lookup, "find_trainer_class", broken_search)
+    assert main(["doctor"]) == 1
+    line = next(line for line in capsys.readouterr().out.splitlines() if "nnUNet_extTrainer" in line)
+    assert line.startswith("[FAIL]") and "torchvision::nms" in line
+    assert "--index-url" in line and "docs/installation.md" in line

@@ -25,6 +25,22 @@ def ext_trainer_registered() -> bool:
     return any(Path(p).resolve() == trainers_dir() for p in paths)
 
 
+def torchvision_hint(error: str) -> str:
+    """What to do when nnU-Net's trainer search fails inside torchvision (imported through timm): almost
+    always a torchvision built for another torch, e.g. PyPI's CUDA build beside a CPU-only torch."""
+    if "torchvision" not in error:
+        return ""
+    import torch
+
+    try:
+        vision = importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
+        vision = "not installed"
+    return (f". torchvision ({vision}) does not fit torch ({torch.__version__}): install both from the same "
+            "wheel index (for a CPU-only torch: pip install torch torchvision --index-url "
+            "https://download.pytorch.org/whl/cpu; see docs/installation.md)")
+
+
 def _check(ok: bool | None, what: str, detail: str) -> bool:
     mark = {True: "ok  ", False: "FAIL", None: "note"}[ok]
     print(f"[{mark}] {what}: {detail}")
@@ -60,7 +76,8 @@ def run_doctor(args: argparse.Namespace) -> int:
             find_trainer_class(SWIN_UMAMBA.trainer, os.environ["nnUNet_extTrainer"].split(os.pathsep))
             _check(True, "nnUNet_extTrainer", f"{trainers_dir()} (nnU-Net finds {SWIN_UMAMBA.trainer})")
         except Exception as exc:  # report whatever nnU-Net's search raised
-            good &= _check(False, "nnUNet_extTrainer", f"nnU-Net could not load our trainers: {exc}")
+            good &= _check(False, "nnUNet_extTrainer", f"nnU-Net could not load our trainers: {exc}"
+                           + torchvision_hint(str(exc)))
     else:
         good &= _check(False, "nnUNet_extTrainer",
                        'our trainers are not registered; export nnUNet_extTrainer="$(swin-umamba trainers-dir)"')
