@@ -44,35 +44,25 @@ if HERE not in sys.path:
 import timing  # noqa: E402
 
 from swin_umamba.demo.layout import DATASET_ID, DATASET_NAME, dataset_source  # noqa: E402
+from swin_umamba.environment import DEFAULT_WORKERS_VAR, EXT_TRAINER_VAR  # noqa: E402
 from swin_umamba.network_registry import SWIN_UMAMBA  # noqa: E402
+from swin_umamba.nnunet_layout import DEFAULT_PLANS  # noqa: E402
+from swin_umamba.workflow.nnunet_runner import nnunet_environment, nnunet_tool  # noqa: E402
 
 DEMO = dataset_source()
 OURS = SWIN_UMAMBA.trainer
 DEFAULT = "nnUNetTrainer"
-PLANS = "nnUNetPlans"
+PLANS = DEFAULT_PLANS
 SYNTH_ID, SYNTH_NAME = 991, "Dataset991_SynthBlobs3D"
 DEMO_ID, DEMO_NAME = DATASET_ID, DATASET_NAME
 
 
-def nnunet_program(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.is_file() else shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} not found next to {sys.executable} or on PATH")
-    return found
-
-
 def workspace_env(workdir: Path) -> dict:
+    """nnU-Net's folders inside `workdir`, our trainers registered, one export worker."""
     from swin_umamba.commands.setup import trainers_dir
 
-    env = dict(os.environ)
-    env["nnUNet_raw"] = str(workdir / "nnUNet_raw")
-    env["nnUNet_preprocessed"] = str(workdir / "nnUNet_preprocessed")
-    env["nnUNet_results"] = str(workdir / "nnUNet_results")
-    env["nnUNet_extTrainer"] = str(trainers_dir())
-    env["nnUNet_def_n_proc"] = "1"
-    env["PYTHONWARNINGS"] = "ignore"
-    return env
+    return nnunet_environment(workdir, **{EXT_TRAINER_VAR: str(trainers_dir()), DEFAULT_WORKERS_VAR: "1",
+                                          "PYTHONWARNINGS": "ignore"})
 
 
 # datasets --------------------------------------------------------------------------------------------
@@ -142,7 +132,7 @@ def run_logged(cmd, env, log_file: Path, timeout=None) -> float:
 
 
 def plan_datasets(env, ids, log_file: Path) -> None:
-    cmd = [nnunet_program("nnUNetv2_plan_and_preprocess"), "-d", *map(str, ids), "-c", "2d",
+    cmd = [nnunet_tool("nnUNetv2_plan_and_preprocess"), "-d", *map(str, ids), "-c", "2d",
            "-npfp", "1", "-np", "1", "--no_pp"]
     run_logged(cmd, env, log_file)
 
@@ -218,7 +208,7 @@ def prepare(workdir: Path, synth_shape=(24, 160, 160), log=print) -> list[dict]:
 
 
 def predict_command(case: dict, trainer: str, out_dir: Path, tta: bool) -> list[str]:
-    cmd = [nnunet_program("nnUNetv2_predict"), "-i", case["input"], "-o", str(out_dir), "-d",
+    cmd = [nnunet_tool("nnUNetv2_predict"), "-i", case["input"], "-o", str(out_dir), "-d",
            str(case["dataset_id"]), "-c", "2d", "-tr", trainer, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1"]
     return cmd if tta else cmd + ["--disable_tta"]
 

@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from swin_umamba.nnunet_plans.memory_model import MemoryModelError, load_memory_model
     from swin_umamba.nnunet_plans.planner import DEFAULT_GPU_MEMORY_TARGET_GB, default_plans_name
 
-    missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed") if not os.environ.get(v)]
+    from swin_umamba.environment import NNUNET_PREPROCESSED_VAR, NNUNET_RAW_VAR
+
+    missing = [v for v in (NNUNET_RAW_VAR, NNUNET_PREPROCESSED_VAR) if not os.environ.get(v)]
     if missing:
         print(f"error: set {' and '.join(missing)} (nnU-Net's data folders) first", file=sys.stderr)
         return 2

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from swin_umamba.nnunet_layout import IMAGES_TR, IMAGES_TS, LABELS_TR, image_file
+
 from .common import (ConversionError, integer_labels, progress, staged_target, verify_with_nnunet,
                      write_dataset_json)
 
@@ -103,17 +105,17 @@ def convert_amos(source: Path, raw_folder: Path, *, overwrite: bool = False, num
     if not training:
         raise ConversionError(f"no labelled MRI case (amos_XXXX.nii.gz with XXXX >= {FIRST_MRI_ID}) in "
                               f"{source}/imagesTr or {source}/imagesVa")
-    test = mri_cases(source / "imagesTs")
+    test = mri_cases(source / IMAGES_TS)
     print(f"AMOS -> {target}: {len(training)} labelled MRI cases, {len(test)} unlabelled test MRI scans", flush=True)
     with staged_target(target, overwrite) as staging:
-        for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        for sub in (IMAGES_TR, LABELS_TR, IMAGES_TS):
             (staging / sub).mkdir()
         for i, (case, image, label) in enumerate(training, 1):
-            shutil.copyfile(image, staging / "imagesTr" / f"{case}_0000.nii.gz")
-            _convert_label(label, image, staging / "labelsTr" / f"{case}.nii.gz")
+            shutil.copyfile(image, staging / IMAGES_TR / image_file(case, ".nii.gz"))
+            _convert_label(label, image, staging / LABELS_TR / f"{case}.nii.gz")
             progress(i, len(training), case, every=10)
         for case, image in test:
-            shutil.copyfile(image, staging / "imagesTs" / f"{case}_0000.nii.gz")
+            shutil.copyfile(image, staging / IMAGES_TS / image_file(case, ".nii.gz"))
         write_dataset_json(
             staging, channel_names={0: "MR"}, labels=LABELS_702, num_training=len(training),
             file_ending=".nii.gz", name=DATASET_NAME,

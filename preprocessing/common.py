@@ -12,6 +12,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from swin_umamba.nnunet_layout import DATASET_JSON
+
 
 class ConversionError(Exception):
     """Bad or missing input; the message names the file or folder concerned."""
@@ -68,7 +70,7 @@ def write_dataset_json(folder: Path, *, channel_names: dict, labels: dict, num_t
         "description": description,
         **extra,
     }
-    (Path(folder) / "dataset.json").write_text(json.dumps(data, indent=4) + "\n")
+    (Path(folder) / DATASET_JSON).write_text(json.dumps(data, indent=4) + "\n")
     return data
 
 
@@ -136,7 +138,9 @@ def save_png(path: Path, array: np.ndarray) -> None:
 
 
 def default_raw_folder() -> Path | None:
-    value = os.environ.get("nnUNet_raw")
+    from swin_umamba.environment import NNUNET_RAW_VAR
+
+    value = os.environ.get(NNUNET_RAW_VAR)
     return Path(value) if value else None
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from swin_umamba.nnunet_layout import IMAGES_TR, IMAGES_TS, LABELS_TR, LABELS_TS, image_file
+
 from .common import (ConversionError, finish_rgb_png_dataset, progress, read_image, save_png, staged_target,
                      warn)
 
@@ -126,7 +128,7 @@ def _convert_split(root: Path, images: Path, labels: Path | None, what: str) -> 
     for i, (name, frame, masks) in enumerate(items, 1):
         case = f"{name}_{frame.stem}"
         rgb = to_rgb(read_image(frame), frame)
-        save_png(images / f"{case}_0000.png", rgb)
+        save_png(images / image_file(case, ".png"), rgb)
         if labels is not None:
             merged, clash = merge_masks(frame, masks, rgb.shape[:2])
             conflicts += clash
@@ -148,12 +150,12 @@ def convert_endovis17(train_root: Path, raw_folder: Path, *, test_root: Path | N
         test_has_labels = any(_mask_folders(seq) for _, seq in _sequences(Path(test_root)))
     print(f"EndoVis 2017 -> {target}", flush=True)
     with staged_target(target, overwrite) as staging:
-        for sub in ("imagesTr", "labelsTr", "imagesTs") + (("labelsTs",) if test_has_labels else ()):
+        for sub in (IMAGES_TR, LABELS_TR, IMAGES_TS) + ((LABELS_TS,) if test_has_labels else ()):
             (staging / sub).mkdir()
-        n_train = _convert_split(train_root, staging / "imagesTr", staging / "labelsTr", "training")
+        n_train = _convert_split(train_root, staging / IMAGES_TR, staging / LABELS_TR, "training")
         if test_root is not None:
-            _convert_split(Path(test_root), staging / "imagesTs",
-                           staging / "labelsTs" if test_has_labels else None, "test")
+            _convert_split(Path(test_root), staging / IMAGES_TS,
+                           staging / LABELS_TS if test_has_labels else None, "test")
         finish_rgb_png_dataset(staging, labels=LABELS_704, num_training=n_train, name=DATASET_NAME,
                                description=DESCRIPTION, reference=REFERENCE, verify=verify,
                                num_processes=num_processes)

@@ -35,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from swin_umamba.nnunet_layout import IMAGES_TR, IMAGES_TS, LABELS_TR, LABELS_TS, image_file
+
 from .common import (IMAGE_SUFFIXES, ConversionError, finish_rgb_png_dataset, integer_labels, progress,
                      read_image, save_png, staged_target)
 
@@ -148,20 +150,20 @@ def convert_neurips_cell(images: Path, labels: Path, raw_folder: Path, *, test_i
         raise ConversionError(f"label folder not found: {test_labels}")
     print(f"NeurIPS Cell Seg -> {target}: {len(training)} training images, {len(test)} test images", flush=True)
     with staged_target(target, overwrite) as staging:
-        for sub in ("imagesTr", "labelsTr", "imagesTs") + (("labelsTs",) if test_labels else ()):
+        for sub in (IMAGES_TR, LABELS_TR, IMAGES_TS) + ((LABELS_TS,) if test_labels else ()):
             (staging / sub).mkdir()
         for i, (case, image_path) in enumerate(training, 1):
             rgb, instances, _ = _load_pair(case, image_path, labels)
-            save_png(staging / "imagesTr" / f"{case}_0000.png", rgb)
-            save_png(staging / "labelsTr" / f"{case}.png", instances_to_classes(instances))
+            save_png(staging / IMAGES_TR / image_file(case, ".png"), rgb)
+            save_png(staging / LABELS_TR / f"{case}.png", instances_to_classes(instances))
             progress(i, len(training), case, every=50)
         for i, (case, image_path) in enumerate(test, 1):
             if test_labels:
                 rgb, _, label_path = _load_pair(case, image_path, Path(test_labels))
-                shutil.copyfile(label_path, staging / "labelsTs" / f"{case}_label.tiff")
+                shutil.copyfile(label_path, staging / LABELS_TS / f"{case}_label.tiff")
             else:
                 rgb = to_rgb8(read_image(image_path), image_path)
-            save_png(staging / "imagesTs" / f"{case}_0000.png", rgb)
+            save_png(staging / IMAGES_TS / image_file(case, ".png"), rgb)
             progress(i, len(test), case, every=50)
         finish_rgb_png_dataset(staging, labels=LABELS_703, num_training=len(training), name=DATASET_NAME,
                                description=DESCRIPTION, reference=REFERENCE, verify=verify,

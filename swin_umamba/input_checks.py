@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from swin_umamba.nnunet_layout import CHECKPOINT_FINAL
+from swin_umamba.nnunet_layout import fold_folder as nnunet_fold_folder
+
 CHUNK = 1 << 20
 NIFTI_ENDINGS = (".nii.gz", ".nii")
 # image files nnU-Net can read; a file with another of these endings is a format mix-up
 IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
-DEFAULT_CHECKPOINT = "checkpoint_final.pth"
+DEFAULT_CHECKPOINT = CHECKPOINT_FINAL
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ def check_model_folder(model_folder: Path, folds: Sequence[str], checkpoint: str
     expected, problems = expectation_from_dataset_json(model_folder / "dataset.json")
     present = sorted(p.name[len("fold_"):] for p in model_folder.glob("fold_*") if p.is_dir())
     for fold in folds:
-        fold_folder = model_folder / f"fold_{fold}"
+        fold_folder = nnunet_fold_folder(model_folder, fold)
         if not fold_folder.is_dir():
             problems.append(Problem(fold_folder, "fold not trained",
                                     f"train it (nnUNetv2_train ... {fold}) or pass -f with the folds there are "

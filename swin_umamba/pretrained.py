@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-WEIGHTS_ENV_VAR = "SWIN_UMAMBA_PRETRAINED"
+from swin_umamba.environment import PRETRAINED_WEIGHTS_VAR as WEIGHTS_ENV_VAR
+
 RELEASE_FILE = "vssmtiny_dp01_ckpt_epoch_292.pth"
 HOW_TO_GET = (
     f"Download the VMamba-Tiny v0 ImageNet checkpoint {RELEASE_FILE} (VMamba release of 2024-02-18; "

@@ -12,8 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from swin_umamba.environment import NNUNET_RESULTS_VAR
 from swin_umamba.input_checks import (DEFAULT_CHECKPOINT, Problem, check_images_folder, check_model_folder,
                                       expectation_from_dataset_json, format_problems)
+from swin_umamba.nnunet_layout import DEFAULT_PLANS
 
 DEFAULT_FOLDS = ("0", "1", "2", "3", "4")  # nnUNetv2_predict's default
 
@@ -22,7 +24,7 @@ def model_folder_of(dataset: str, trainer: str, plans: str, configuration: str) 
     """nnU-Net's model folder for these names, found the way nnUNetv2_predict finds it."""
     import os
 
-    if not os.environ.get("nnUNet_results"):
+    if not os.environ.get(NNUNET_RESULTS_VAR):
         return None, [Problem(Path("$nnUNet_results"), "not set", "export nnUNet_results=/path/to/nnUNet_results "
                                                                     "(the folder nnUNetv2_train wrote the model to)")]
     from nnunetv2.utilities.file_path_utilities import get_output_folder
@@ -30,7 +32,7 @@ def model_folder_of(dataset: str, trainer: str, plans: str, configuration: str) 
     try:
         return Path(get_output_folder(dataset, trainer, plans, configuration)), []
     except RuntimeError as exc:  # nnU-Net's "could not find a dataset with the ID ..."
-        return None, [Problem(Path(os.environ["nnUNet_results"]), f"dataset {dataset}: {exc}",
+        return None, [Problem(Path(os.environ[NNUNET_RESULTS_VAR]), f"dataset {dataset}: {exc}",
                               "check -d, nnUNet_raw, nnUNet_preprocessed and nnUNet_results")]
 
 
@@ -89,7 +91,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="check against this dataset.json only (no model, no checkpoints)")
     p.add_argument("-d", "--dataset", default=None, help="dataset name or id, as for nnUNetv2_predict -d")
     p.add_argument("-tr", "--trainer", default=None, help="trainer class, as for nnUNetv2_predict -tr")
-    p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: %(default)s)")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help="plans identifier (default: %(default)s)")
     p.add_argument("-c", "--configuration", default="2d", help="configuration (default: %(default)s)")
     p.add_argument("-f", "--folds", nargs="+", default=list(DEFAULT_FOLDS),
                    help="folds whose checkpoints are checked (default: %(default)s, as nnUNetv2_predict)")

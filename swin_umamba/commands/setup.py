@@ -6,13 +6,8 @@ import importlib.metadata
 import os
 from pathlib import Path
 
+from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS, PRETRAINED_WEIGHTS_VAR
 from swin_umamba.network_registry import SWIN_UMAMBA
-
-NNUNET_DIR_VARS = {
-    "nnUNet_raw": "raw datasets (DatasetXXX_Name folders)",
-    "nnUNet_preprocessed": "nnU-Net's preprocessed data and plans",
-    "nnUNet_results": "trained models",
-}
 
 
 def trainers_dir() -> Path:
@@ -21,7 +16,7 @@ def trainers_dir() -> Path:
 
 
 def ext_trainer_registered() -> bool:
-    paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p.strip()]
+    paths = [p for p in os.environ.get(EXT_TRAINER_VAR, "").split(os.pathsep) if p.strip()]
     return any(Path(p).resolve() == trainers_dir() for p in paths)
 
 
@@ -58,7 +53,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     except importlib.metadata.PackageNotFoundError:
         good &= _check(False, "nnunetv2", "not installed: pip install 'nnunetv2>=2.8,<2.9'")
 
-    for var, what in NNUNET_DIR_VARS.items():
+    for var, what in NNUNET_FOLDER_VARS.items():
         value = os.environ.get(var)
         if not value:
             good &= _check(False, var, f"not set ({what}); export {var}=/path/to/folder")
@@ -73,14 +68,14 @@ def run_doctor(args: argparse.Namespace) -> int:
         try:
             # nnU-Net's search, without the progress lines nnU-Net's own function prints ("Trainer ... not
             # found in nnunetv2 ..."): they are its normal path to an external trainer but read like failures
-            find_trainer_class(SWIN_UMAMBA.trainer, os.environ["nnUNet_extTrainer"].split(os.pathsep))
-            _check(True, "nnUNet_extTrainer", f"{trainers_dir()} (nnU-Net finds {SWIN_UMAMBA.trainer})")
+            find_trainer_class(SWIN_UMAMBA.trainer, os.environ[EXT_TRAINER_VAR].split(os.pathsep))
+            _check(True, EXT_TRAINER_VAR, f"{trainers_dir()} (nnU-Net finds {SWIN_UMAMBA.trainer})")
         except Exception as exc:  # report whatever nnU-Net's search raised
-            good &= _check(False, "nnUNet_extTrainer", f"nnU-Net could not load our trainers: {exc}"
+            good &= _check(False, EXT_TRAINER_VAR, f"nnU-Net could not load our trainers: {exc}"
                            + torchvision_hint(str(exc)))
     else:
-        good &= _check(False, "nnUNet_extTrainer",
-                       'our trainers are not registered; export nnUNet_extTrainer="$(swin-umamba trainers-dir)"')
+        good &= _check(False, EXT_TRAINER_VAR,
+                       f'our trainers are not registered; export {EXT_TRAINER_VAR}="$(swin-umamba trainers-dir)"')
 
     import torch
 
@@ -131,6 +126,6 @@ def add_parser(subparsers) -> None:
         "Exit code 0 when all required checks pass.",
     )
     p.add_argument("--check-weights", action="store_true",
-                   help="also read the ImageNet checkpoint named by SWIN_UMAMBA_PRETRAINED and report what maps; "
+                   help=f"also read the ImageNet checkpoint named by {PRETRAINED_WEIGHTS_VAR} and report what maps; "
                    "a missing or unusable file then fails the check")
     p.set_defaults(func=run_doctor)

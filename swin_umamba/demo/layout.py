@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+from swin_umamba.environment import (AUGMENTATION_WORKERS_VAR, DEFAULT_WORKERS_VAR, DEMO_EPOCHS_VAR,
+                                     DEMO_ITERATIONS_VAR, EXT_TRAINER_VAR)
 from swin_umamba.network_registry import DEMO_TRAINER
 from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, nnunet_environment
 
@@ -57,16 +59,15 @@ def prepare_workdir(workdir: Path, overwrite: bool) -> None:
 def child_environment(workdir: Path, epochs: int | None, iterations: int | None) -> dict[str, str]:
     """The environment of the nnU-Net commands: our folders, only our trainers, CPU-friendly settings."""
     from swin_umamba.commands.setup import trainers_dir
-    from swin_umamba.trainers.demo import EPOCHS_ENV_VAR, ITERATIONS_ENV_VAR
 
     return nnunet_environment(
         workdir,
-        nnUNet_extTrainer=str(trainers_dir()),
-        # one augmentation worker and one export worker (nnU-Net's defaults, 12 and 8 processes that each
-        # import torch, only compete with the training step on a small CPU); the user's settings win
-        nnUNet_n_proc_DA=os.environ.get("nnUNet_n_proc_DA", "1"),
-        nnUNet_def_n_proc=os.environ.get("nnUNet_def_n_proc", "1"),
-        # the demo's length is set by --epochs/--iterations
-        **{EPOCHS_ENV_VAR: None if epochs is None else str(epochs),
-           ITERATIONS_ENV_VAR: None if iterations is None else str(iterations)},
+        **{EXT_TRAINER_VAR: str(trainers_dir()),
+           # one augmentation worker and one export worker (nnU-Net's defaults, 12 and 8 processes that each
+           # import torch, only compete with the training step on a small CPU); the user's settings win
+           AUGMENTATION_WORKERS_VAR: os.environ.get(AUGMENTATION_WORKERS_VAR, "1"),
+           DEFAULT_WORKERS_VAR: os.environ.get(DEFAULT_WORKERS_VAR, "1"),
+           # the demo's length is set by --epochs/--iterations
+           DEMO_EPOCHS_VAR: None if epochs is None else str(epochs),
+           DEMO_ITERATIONS_VAR: None if iterations is None else str(iterations)},
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from swin_umamba.demo.layout import DemoError
 from swin_umamba.evaluation.files import write_csv_atomic
 from swin_umamba.evaluation.labels import class_means, class_names, dice_table
+from swin_umamba.nnunet_layout import DATASET_JSON, LABELS_TS
 
 
 def read_labels(path: Path):
@@ -40,14 +41,14 @@ class Scores:
 
 def score_predictions(raw: Path, predictions: Path, log: Path) -> Scores:
     """Dice per class of every case in raw/labelsTs against its prediction; DemoError names a missing one."""
-    dataset_json = json.loads((raw / "dataset.json").read_text())
+    dataset_json = json.loads((raw / DATASET_JSON).read_text())
     ending = dataset_json["file_ending"]
     classes = class_names(dataset_json)
-    cases = sorted(p.name[: -len(ending)] for p in (raw / "labelsTs").iterdir() if p.name.endswith(ending))
+    cases = sorted(p.name[: -len(ending)] for p in (raw / LABELS_TS).iterdir() if p.name.endswith(ending))
     missing = [c for c in cases if not (predictions / f"{c}{ending}").is_file()]
     if missing:
         raise DemoError(f"no prediction for {', '.join(missing)} in {predictions}; see {log}")
-    gts = {c: read_labels(raw / "labelsTs" / f"{c}{ending}") for c in cases}
+    gts = {c: read_labels(raw / LABELS_TS / f"{c}{ending}") for c in cases}
     preds = {c: read_labels(predictions / f"{c}{ending}") for c in cases}
     return Scores(cases, classes, dice_table(gts, preds, classes), gts, preds)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, TRAINER, dataset_source
 from swin_umamba.demo.overlay import write_overlay
 from swin_umamba.demo.scoring import Scores, read_image
+from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, image_file
 from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, nnunet_tool, run_logged
 from swin_umamba.workflow.progress import TrainingProgress
 
@@ -35,7 +36,7 @@ def train(env: dict[str, str], log: Path, fold: str, epochs: int) -> None:
 
 
 def predict(env: dict[str, str], log: Path, raw: Path, predictions: Path, fold: str) -> None:
-    run_logged([nnunet_tool("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
+    run_logged([nnunet_tool("nnUNetv2_predict"), "-i", str(raw / IMAGES_TS), "-o", str(predictions),
                 "-d", str(DATASET_ID), "-c", CONFIGURATION, "-tr", TRAINER, "-f", str(fold),
                 "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
                env, log, append=True)
@@ -43,8 +44,8 @@ def predict(env: dict[str, str], log: Path, raw: Path, predictions: Path, fold: 
 
 def write_overlays(raw: Path, scores: Scores, folder: Path) -> None:
     """overlays/<case>.png for every scored case."""
-    ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
+    ending = json.loads((raw / DATASET_JSON).read_text())["file_ending"]
     for case in scores.cases:
-        image = read_image(raw / "imagesTs" / f"{case}_0000{ending}")
+        image = read_image(raw / IMAGES_TS / image_file(case, ending))
         write_overlay(image, scores.gts[case], scores.preds[case], scores.classes, folder / f"{case}.png",
                       title=f"{case}: ground truth vs Swin-UMamba prediction", scores=scores.table[case])

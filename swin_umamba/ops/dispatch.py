@@ -38,9 +38,9 @@ import warnings
 
 import torch
 
+from swin_umamba.environment import SCAN_BACKEND_VAR as ENV_VAR
 from swin_umamba.ops.scan_torch import scan_torch
 
-ENV_VAR = "SWIN_UMAMBA_SCAN"
 BACKENDS = ("auto", "torch", "cpu_kernel", "mamba", "triton")
 # the CPU kernel keeps the states of a channel in registers: up to this many
 CPU_KERNEL_MAX_STATE = 256

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from swin_umamba.network_registry import BY_ALIAS, SWIN_UMAMBA, SWIN_UMAMBA_D
+from swin_umamba.nnunet_layout import DEFAULT_PLANS
 
-PLANS = "nnUNetPlans"
+PLANS = DEFAULT_PLANS
 CONFIGURATION = "2d"
 FOLD = "all"
 SCHEDULE_EPOCHS = 1000  # the cosine schedule the published runs were stopped in
@@ -38,13 +39,15 @@ RECIPES = {
         "U-Mamba_Enc": {"DSC": 0.7625},
         SWIN_UMAMBA.paper_name: {"DSC": 0.7760, "NSD": 0.8421},
     }),
-    703: Recipe(703, "Microscopy (NeurIPSCell)", "cells", ("F1",), 350, SWIN_UMAMBA_D.alias, "convert-neurips-cell", {
+    703: Recipe(703, "Microscopy (NeurIPSCell)", "cells", ("F1",), 350, SWIN_UMAMBA_D.alias,
+                "convert-neurips-cell", {
         "nnU-Net": {"F1": 0.5383},
         "U-Mamba_Enc": {"F1": 0.5607},
         SWIN_UMAMBA.paper_name: {"F1": 0.5806},
         SWIN_UMAMBA_D.paper_name: {"F1": 0.5982},
     }),
-    704: Recipe(704, "Endoscopy (Endovis17)", "endoscopy", ("DSC", "NSD"), 250, SWIN_UMAMBA_D.alias, "convert-endovis17", {
+    704: Recipe(704, "Endoscopy (Endovis17)", "endoscopy", ("DSC", "NSD"), 250, SWIN_UMAMBA_D.alias,
+                "convert-endovis17", {
         "nnU-Net": {"DSC": 0.6264},
         "U-Mamba_Enc": {"DSC": 0.6303},
         SWIN_UMAMBA.paper_name: {"DSC": 0.6767, "NSD": 0.6922},

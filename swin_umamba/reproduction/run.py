@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from swin_umamba.commands.setup import NNUNET_DIR_VARS
+from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS
 from swin_umamba.fileio import write_text_atomic
+from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, LABELS_TS, fold_folder, image_file, model_folder
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, RECIPES, TRAINERS, Recipe
 from swin_umamba.workflow.nnunet_runner import nnunet_environment
 
@@ -40,7 +41,7 @@ class Run:
 
     @property
     def model_folder(self) -> Path:
-        return self.results / self.dataset_name / f"{self.trainer}__{PLANS}__{CONFIGURATION}" / f"fold_{FOLD}"
+        return fold_folder(model_folder(self.results, self.dataset_name, self.trainer, PLANS, CONFIGURATION), FOLD)
 
     @property
     def step_count(self) -> int:
@@ -68,11 +69,11 @@ class Run:
 
 def nnunet_folders() -> tuple[Path, Path, Path]:
     """nnUNet_raw, nnUNet_preprocessed and nnUNet_results of this process's environment."""
-    missing = [var for var in NNUNET_DIR_VARS if not os.environ.get(var)]
+    missing = [var for var in NNUNET_FOLDER_VARS if not os.environ.get(var)]
     if missing:
-        lines = "\n".join(f"  export {var}=/path/to/{var}   # {NNUNET_DIR_VARS[var]}" for var in missing)
+        lines = "\n".join(f"  export {var}=/path/to/{var}   # {NNUNET_FOLDER_VARS[var]}" for var in missing)
         raise ReproduceError(f"nnU-Net's folders are not set: {', '.join(missing)}. Set them first, e.g.\n{lines}")
-    raw, pre, res = (Path(os.environ[var]) for var in NNUNET_DIR_VARS)
+    raw, pre, res = (Path(os.environ[var]) for var in NNUNET_FOLDER_VARS)
     if not raw.is_dir():
         raise ReproduceError(f"nnUNet_raw={raw} does not exist")
     return raw, pre, res
@@ -105,8 +106,8 @@ def new_run(dataset_id: int, *, network: str | None = None, trainer: str | None 
     stop_after = stop_after or recipe.stop_after
     network = network or recipe.network
     trainer = trainer or TRAINERS[network]
-    test_images = Path(test_images or raw / dataset_name / "imagesTs")
-    test_labels = Path(test_labels or raw / dataset_name / "labelsTs")
+    test_images = Path(test_images or raw / dataset_name / IMAGES_TS)
+    test_labels = Path(test_labels or raw / dataset_name / LABELS_TS)
     out = Path(out or res / dataset_name / f"reproduce__{trainer}__{CONFIGURATION}__epoch{stop_after}")
     for folder, what, option in ((test_images, "test images", "--test-images"),
                                  (test_labels, "test labels", "--test-labels")):
@@ -119,8 +120,8 @@ def new_run(dataset_id: int, *, network: str | None = None, trainer: str | None 
 
 def cases_to_predict(run: Run) -> tuple[list[str], str]:
     """Case ids of the test images (<case>_0000<ending>, ...) and the dataset's file ending."""
-    file_ending = json.loads((run.raw / run.dataset_name / "dataset.json").read_text())["file_ending"]
-    tail = "_0000" + file_ending
+    file_ending = json.loads((run.raw / run.dataset_name / DATASET_JSON).read_text())["file_ending"]
+    tail = image_file("", file_ending)
     cases = sorted(p.name[: -len(tail)] for p in run.test_images.iterdir()
                    if p.is_file() and p.name.endswith(tail))
     if not cases:
@@ -145,7 +146,7 @@ def trainer_network(trainer: str, env: dict[str, str]) -> tuple[str, bool]:
     from swin_umamba.workflow.trainer_lookup import TrainerNotFound, find_trainer_class
 
     try:
-        cls = find_trainer_class(trainer, env.get("nnUNet_extTrainer", "").split(os.pathsep))
+        cls = find_trainer_class(trainer, env.get(EXT_TRAINER_VAR, "").split(os.pathsep))
     except TrainerNotFound as exc:
         raise ReproduceError(f"nnU-Net cannot find the trainer {trainer!r}: {exc}") from exc
     network_class = getattr(cls, "network_class", None)

@@ -11,6 +11,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from swin_umamba.environment import EXT_TRAINER_VAR
+from swin_umamba.nnunet_layout import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, DATASET_JSON
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, SCHEDULE_EPOCHS
 from swin_umamba.reproduction.run import ReproduceError, Run, checkpoint_epoch
 from swin_umamba.workflow.nnunet_runner import (STOP_ENV_VAR, CommandFailed, format_seconds, nnunet_environment,
@@ -135,7 +137,7 @@ def plans_ready(run: Run) -> bool:
     import json
 
     plans_file = run.preprocessed / run.dataset_name / f"{PLANS}.json"
-    dataset_json = run.raw / run.dataset_name / "dataset.json"
+    dataset_json = run.raw / run.dataset_name / DATASET_JSON
     try:
         plans = json.loads(plans_file.read_text())
         identifier = plans["configurations"][CONFIGURATION]["data_identifier"]
@@ -153,7 +155,7 @@ def usable_checkpoint(run: Run) -> Path | None:
     otherwise checkpoint_final.pth serves when it was written right after that epoch.
     """
     named = run.model_folder / run.checkpoint_name
-    final = run.model_folder / "checkpoint_final.pth"
+    final = run.model_folder / CHECKPOINT_FINAL
     if named.is_file() and final.is_file():
         return named
     if final.is_file() and checkpoint_epoch(final) == run.stop_after:
@@ -192,7 +194,7 @@ def step_train(run: Run, steps: StepCounter, redo: bool) -> Path:
         steps.begin(f"train: skipped: {checkpoint} exists")
         return checkpoint
     resume = any((run.model_folder / n).is_file()
-                 for n in ("checkpoint_latest.pth", "checkpoint_final.pth", "checkpoint_best.pth"))
+                 for n in (CHECKPOINT_LATEST, CHECKPOINT_FINAL, CHECKPOINT_BEST))
     what = "resuming from nnU-Net's latest checkpoint (--c)" if resume else "from the start"
     steps.begin(f"train: {run.trainer}, {run.stop_after} epochs of the {SCHEDULE_EPOCHS}-epoch cosine schedule, "
                 f"{what}")
@@ -272,7 +274,7 @@ def step_evaluate(run: Run, steps: StepCounter, stamp: dict, state: dict, redo: 
 # --dry-run --------------------------------------------------------------------------------------------------
 def dry_run_lines(run: Run, cases: list[str], redo: dict[str, bool]) -> list[str]:
     """The commands the run would execute, each with whether it would be skipped (nothing is started)."""
-    env_line = f"{STOP_ENV_VAR}={run.stop_after} nnUNet_extTrainer={nnunet_environment()['nnUNet_extTrainer']}"
+    env_line = f"{STOP_ENV_VAR}={run.stop_after} {EXT_TRAINER_VAR}={nnunet_environment()[EXT_TRAINER_VAR]}"
     plan = "skip" if not redo["plan"] and plans_ready(run) else "run"
     checkpoint = None if redo["train"] else usable_checkpoint(run)
     lines = [f"plan ({plan}): {shlex.join(plan_command(run))}",

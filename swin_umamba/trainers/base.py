@@ -15,6 +15,7 @@ from torch import nn
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from swin_umamba.environment import STOP_AFTER_EPOCHS_VAR as STOP_ENV_VAR
 from swin_umamba.nets import SwinUMamba
 from swin_umamba.network_registry import NETWORKS, network_of_class
 from swin_umamba.nets.padding import NETWORK_STRIDE
@@ -82,9 +83,6 @@ def unwrap(network: nn.Module) -> nn.Module:
 
 def _fingerprint(module: nn.Module) -> torch.Tensor:
     return torch.stack([p.detach().double().sum() for p in module.state_dict().values()])
-
-
-STOP_ENV_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"
 
 
 def positive_int_from_env(name: str, default: int | None = None) -> int | None:

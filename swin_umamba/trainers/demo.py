@@ -25,11 +25,12 @@ import os
 
 import torch
 
+from swin_umamba.nnunet_layout import CHECKPOINT_BEST
 from swin_umamba.trainers.base import positive_int_from_env
 from swin_umamba.trainers.variants import nnUNetTrainerSwinUMambaDScratch
 
-EPOCHS_ENV_VAR = "SWIN_UMAMBA_DEMO_EPOCHS"
-ITERATIONS_ENV_VAR = "SWIN_UMAMBA_DEMO_ITERATIONS"
+from swin_umamba.environment import DEMO_EPOCHS_VAR as EPOCHS_ENV_VAR
+from swin_umamba.environment import DEMO_ITERATIONS_VAR as ITERATIONS_ENV_VAR
 DEMO_EPOCHS = 10
 DEMO_ITERATIONS = 20
 DEMO_LR = 1e-3
@@ -48,6 +49,6 @@ class nnUNetTrainerSwinUMambaDemo(nnUNetTrainerSwinUMambaDScratch):
         self.initial_lr = DEMO_LR
 
     def save_checkpoint(self, filename: str) -> None:
-        if os.path.basename(filename) == "checkpoint_best.pth":
+        if os.path.basename(filename) == CHECKPOINT_BEST:
             return
         super().save_checkpoint(filename)

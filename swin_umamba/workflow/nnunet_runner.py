@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-STOP_ENV_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"  # read by swin_umamba.trainers.base
-NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS
+from swin_umamba.environment import STOP_AFTER_EPOCHS_VAR as STOP_ENV_VAR
+
+NNUNET_FOLDERS = tuple(NNUNET_FOLDER_VARS)  # a work folder holds nnU-Net's folders under the variables' names
 
 
 class CommandError(RuntimeError):
@@ -76,10 +78,10 @@ def nnunet_environment(folders: Path | None = None, **extra: str | None) -> dict
     if folders is not None:
         env.update({name: str(Path(folders) / name) for name in NNUNET_FOLDERS})
     ours = trainers_dir()
-    paths = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p.strip()]
+    paths = [p for p in env.get(EXT_TRAINER_VAR, "").split(os.pathsep) if p.strip()]
     if not any(Path(p).resolve() == ours for p in paths):
         paths.insert(0, str(ours))
-    env["nnUNet_extTrainer"] = os.pathsep.join(paths)
+    env[EXT_TRAINER_VAR] = os.pathsep.join(paths)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     # nnU-Net's trainer search imports timm before any of our code runs: hide that one FutureWarning

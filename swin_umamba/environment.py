@@ -1,0 +1,23 @@
+"""The environment variables swin-umamba reads or sets, its own and nnU-Net's, by name."""
+from __future__ import annotations
+
+# swin-umamba's own
+SCAN_BACKEND_VAR = "SWIN_UMAMBA_SCAN"  # which selective scan runs (swin_umamba.ops.dispatch)
+PRETRAINED_WEIGHTS_VAR = "SWIN_UMAMBA_PRETRAINED"  # the ImageNet VMamba checkpoint
+STOP_AFTER_EPOCHS_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"  # end training early in a longer cosine schedule
+DEMO_EPOCHS_VAR = "SWIN_UMAMBA_DEMO_EPOCHS"  # the demo trainer's epochs
+DEMO_ITERATIONS_VAR = "SWIN_UMAMBA_DEMO_ITERATIONS"  # and steps per epoch
+
+# nnU-Net's folders, each with what it holds
+NNUNET_RAW_VAR = "nnUNet_raw"
+NNUNET_PREPROCESSED_VAR = "nnUNet_preprocessed"
+NNUNET_RESULTS_VAR = "nnUNet_results"
+NNUNET_FOLDER_VARS = {
+    NNUNET_RAW_VAR: "raw datasets (DatasetXXX_Name folders)",
+    NNUNET_PREPROCESSED_VAR: "nnU-Net's preprocessed data and plans",
+    NNUNET_RESULTS_VAR: "trained models",
+}
+# nnU-Net's other settings
+EXT_TRAINER_VAR = "nnUNet_extTrainer"  # extra folders nnU-Net searches for trainer classes
+AUGMENTATION_WORKERS_VAR = "nnUNet_n_proc_DA"  # data augmentation processes
+DEFAULT_WORKERS_VAR = "nnUNet_def_n_proc"  # processes of preprocessing and export
