@@ -237,6 +237,7 @@ def test_networks_and_default_plans_names(planned, compared):
     assert d_config["patch_size"] == ours["patch_size"] and d_config["data_identifier"] == "nnUNetPlansSwinUMambaD_2d"
 
 
+@pytest.mark.slow
 def test_plans_for_swinumambaD_stop_a_swinumamba_trainer_at_once(workspace, compared):
     """nnUNetPlansSwinUMambaD (planned in `compared`) with a trainer that builds SwinUMamba: nnUNetv2_train
     stops before anything is built or written, and says which trainer or plans to use instead."""

@@ -116,19 +116,21 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    stops = ", ".join(f"{r.stop_after} ({r.dataset_id})" for r in RECIPES.values())
     p = subparsers.add_parser(
         "reproduce",
-        help="the paper's protocol for dataset 702, 703 or 704: plan, train, predict, evaluate, compare",
+        help=f"the paper's protocol for dataset {' or '.join(map(str, RECIPES))}: plan, train, predict, evaluate, "
+             "compare",
         description="Runs the published protocol for one dataset with nnU-Net's own commands: "
-                    "nnUNetv2_plan_and_preprocess (2d), nnUNetv2_train fold all with the 1000-epoch cosine "
-                    "schedule stopped after 100 (702), 350 (703) or 250 (704) epochs, nnUNetv2_predict with "
+                    f"nnUNetv2_plan_and_preprocess (2d), nnUNetv2_train fold all with the {SCHEDULE_EPOCHS}-epoch "
+                    f"cosine schedule stopped after {stops} epochs, nnUNetv2_predict with "
                     "that checkpoint and --disable_tta, (703: cell instances), the paper's metrics, and a table "
                     "of the numbers beside the published ones. nnUNet_raw, nnUNet_preprocessed and "
                     "nnUNet_results must be set; nnUNet_extTrainer is set for the nnU-Net commands. Running the "
                     "same command again continues where it stopped.",
     )
     p.add_argument("--dataset", type=int, required=True, choices=sorted(RECIPES),
-                   help="702 AbdomenMR, 703 Microscopy (NeurIPSCell), 704 Endoscopy (Endovis17)")
+                   help=", ".join(f"{r.dataset_id} {r.title}" for r in RECIPES.values()))
     p.add_argument("--network", choices=sorted(TRAINERS),
                    help="; ".join(f"{alias}: {n.trainer} ({n.paper_name})" for alias, n in BY_ALIAS.items())
                         + ". Default: the paper's best entry ("
@@ -136,7 +138,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trainer", help="nnU-Net trainer class to use instead (e.g. a Scratch variant or a short "
                                      "test trainer); its network decides the published row compared with")
     p.add_argument("--stop-after", type=int, default=None,
-                   help="epochs to train of the schedule (default: the paper's 100 / 350 / 250); the checkpoint "
+                   help=f"epochs to train of the schedule (default: the paper's {stops}); the checkpoint "
                         "evaluated is checkpoint_{N-1}.pth")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="for training and prediction")
     p.add_argument("--num-gpus", type=int, default=1,
