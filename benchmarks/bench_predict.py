@@ -44,7 +44,7 @@ if HERE not in sys.path:
 import timing  # noqa: E402
 
 from swin_umamba.demo.layout import DATASET_ID, DATASET_NAME, dataset_source  # noqa: E402
-from swin_umamba.environment import DEFAULT_WORKERS_VAR, EXT_TRAINER_VAR  # noqa: E402
+from swin_umamba.environment import DEFAULT_WORKERS_VAR, EXT_TRAINER_VAR, trainers_dir  # noqa: E402
 from swin_umamba.network_registry import SWIN_UMAMBA  # noqa: E402
 from swin_umamba.nnunet_layout import DEFAULT_PLANS  # noqa: E402
 from swin_umamba.workflow.nnunet_runner import nnunet_environment, nnunet_tool  # noqa: E402
@@ -59,8 +59,6 @@ DEMO_ID, DEMO_NAME = DATASET_ID, DATASET_NAME
 
 def workspace_env(workdir: Path) -> dict:
     """nnU-Net's folders inside `workdir`, our trainers registered, one export worker."""
-    from swin_umamba.commands.setup import trainers_dir
-
     return nnunet_environment(workdir, **{EXT_TRAINER_VAR: str(trainers_dir()), DEFAULT_WORKERS_VAR: "1",
                                           "PYTHONWARNINGS": "ignore"})
 

@@ -1,6 +1,8 @@
 """The environment variables swin-umamba reads or sets, its own and nnU-Net's, by name."""
 from __future__ import annotations
 
+from pathlib import Path
+
 # swin-umamba's own
 SCAN_BACKEND_VAR = "SWIN_UMAMBA_SCAN"  # which selective scan runs (swin_umamba.ops.dispatch)
 PRETRAINED_WEIGHTS_VAR = "SWIN_UMAMBA_PRETRAINED"  # the ImageNet VMamba checkpoint
@@ -21,3 +23,8 @@ NNUNET_FOLDER_VARS = {
 EXT_TRAINER_VAR = "nnUNet_extTrainer"  # extra folders nnU-Net searches for trainer classes
 AUGMENTATION_WORKERS_VAR = "nnUNet_n_proc_DA"  # data augmentation processes
 DEFAULT_WORKERS_VAR = "nnUNet_def_n_proc"  # processes of preprocessing and export
+
+
+def trainers_dir() -> Path:
+    """The folder of our trainers to put in nnU-Net's EXT_TRAINER_VAR."""
+    return (Path(__file__).resolve().parent / "nnunet_ext").resolve()

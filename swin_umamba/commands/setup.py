@@ -6,13 +6,8 @@ import importlib.metadata
 import os
 from pathlib import Path
 
-from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS, PRETRAINED_WEIGHTS_VAR
+from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS, PRETRAINED_WEIGHTS_VAR, trainers_dir
 from swin_umamba.network_registry import SWIN_UMAMBA
-
-
-def trainers_dir() -> Path:
-    """The folder to put in nnU-Net's `nnUNet_extTrainer`."""
-    return (Path(__file__).resolve().parent.parent / "nnunet_ext").resolve()
 
 
 def ext_trainer_registered() -> bool:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from swin_umamba.environment import (AUGMENTATION_WORKERS_VAR, DEFAULT_WORKERS_VAR, DEMO_EPOCHS_VAR,
-                                     DEMO_ITERATIONS_VAR, EXT_TRAINER_VAR)
+                                     DEMO_ITERATIONS_VAR, EXT_TRAINER_VAR, trainers_dir)
 from swin_umamba.network_registry import DEMO_TRAINER
 from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, nnunet_environment
 
@@ -58,8 +58,6 @@ def prepare_workdir(workdir: Path, overwrite: bool) -> None:
 
 def child_environment(workdir: Path, epochs: int | None, iterations: int | None) -> dict[str, str]:
     """The environment of the nnU-Net commands: our folders, only our trainers, CPU-friendly settings."""
-    from swin_umamba.commands.setup import trainers_dir
-
     return nnunet_environment(
         workdir,
         **{EXT_TRAINER_VAR: str(trainers_dir()),

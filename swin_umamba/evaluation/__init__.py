@@ -8,6 +8,7 @@ Modules, one job each:
 * `abdomen`   - AbdomenMR (dataset 702) per-organ DSC/NSD rules;
 * `endoscopy` - Endovis17 (dataset 704) per-frame DSC/NSD rules;
 * `cells`     - NeurIPS Cell Seg (dataset 703) F1 at IoU 0.5;
+* `labels`    - Dice per label of label maps named by a dataset.json (the demo's scores);
 * `files`     - reading masks, pairing ground truth with predictions, writing the CSV;
 * `runner`    - scoring a whole folder of predictions for one task;
 * `cli`       - the `evaluate` sub-command.

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS
+from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS, trainers_dir
 from swin_umamba.environment import STOP_AFTER_EPOCHS_VAR as STOP_ENV_VAR
 
 NNUNET_FOLDERS = tuple(NNUNET_FOLDER_VARS)  # a work folder holds nnU-Net's folders under the variables' names
@@ -71,7 +71,6 @@ def nnunet_environment(folders: Path | None = None, **extra: str | None) -> dict
     - timm's torch.jit.interface FutureWarning hidden (PYTHONWARNINGS),
     - then the variables of `extra` (None removes one).
     """
-    from swin_umamba.commands.setup import trainers_dir
     from swin_umamba.workflow.trainer_lookup import JIT_INTERFACE_WARNING
 
     env = dict(os.environ)
