@@ -35,8 +35,8 @@ def _as_labels(data: np.ndarray, path: Path) -> np.ndarray:
     return data.astype(np.int64)
 
 
-def read_nifti_labels(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Label volume as stored (no reorientation) and the header zooms (x, y, z)."""
+def read_nifti_labels(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Label map (3D volume or 2D slice) as stored (no reorientation) and the header zooms of its axes."""
     import nibabel as nib
 
     try:
@@ -44,10 +44,43 @@ def read_nifti_labels(path: Path) -> tuple[np.ndarray, tuple[float, float, float
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # nibabel raises several types for broken files
         raise EvaluationError(f"{path}: cannot read NIfTI file ({exc})") from exc
-    if data.ndim != 3:
-        raise EvaluationError(f"{path}: expected a 3D volume, got shape {data.shape}")
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    if data.ndim not in (2, 3):
+        raise EvaluationError(f"{path}: expected a 2D or 3D label map, got shape {data.shape}")
+    zooms = tuple(float(z) for z in image.header.get_zooms()[:data.ndim])
     return _as_labels(data, path), zooms
+
+
+def read_sitk_labels(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Label map of any format SimpleITK reads (NRRD, MHA, ...) in SimpleITK's array order, with its spacing."""
+    import SimpleITK as sitk
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except Exception as exc:  # SimpleITK raises RuntimeError with its own text
+        raise EvaluationError(f"{path}: cannot read image ({' '.join(str(exc).split())[:300]})") from exc
+    if image.GetNumberOfComponentsPerPixel() != 1 or image.GetDimension() not in (2, 3):
+        raise EvaluationError(f"{path}: expected a single-channel 2D or 3D label map, got {image.GetDimension()}D "
+                              f"with {image.GetNumberOfComponentsPerPixel()} components")
+    # the array's axes are the image's in reverse order (z, y, x), so is the spacing
+    return _as_labels(sitk.GetArrayFromImage(image), path), tuple(float(s) for s in reversed(image.GetSpacing()))
+
+
+def read_labels_with_spacing(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A 2D or 3D label map of any format nnU-Net stores labels in, with one spacing value per axis
+    (1 per pixel for PNG and TIFF, which carry none)."""
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return read_nifti_labels(path)
+    if name.endswith((".png", ".bmp")):
+        data = read_png_labels(path)
+    elif name.endswith((".tif", ".tiff")):
+        data = _read_tiff(path)
+        if data.ndim not in (2, 3):
+            raise EvaluationError(f"{path}: expected a 2D or 3D label map, got shape {data.shape}")
+        data = _as_labels(data, path)
+    else:
+        return read_sitk_labels(path)
+    return data, (1.0,) * data.ndim
 
 
 def read_png_labels(path: Path) -> np.ndarray:
@@ -64,15 +97,20 @@ def read_png_labels(path: Path) -> np.ndarray:
     return _as_labels(data, path)
 
 
-def read_tiff_labels(path: Path) -> np.ndarray:
-    """2D instance map of a TIFF (0 = background)."""
+def _read_tiff(path: Path) -> np.ndarray:
+    """A TIFF's pixel data without length-1 axes."""
     import tifffile
 
     try:
         data = tifffile.imread(str(path))
     except Exception as exc:
         raise EvaluationError(f"{path}: cannot read TIFF ({exc})") from exc
-    data = np.squeeze(data)
+    return np.squeeze(data)
+
+
+def read_tiff_labels(path: Path) -> np.ndarray:
+    """2D instance map of a TIFF (0 = background)."""
+    data = _read_tiff(path)
     if data.ndim != 2:
         raise EvaluationError(f"{path}: an instance map must be 2D, got shape {data.shape}")
     return _as_labels(data, path)

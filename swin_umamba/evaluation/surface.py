@@ -7,7 +7,9 @@ every code other than 0 (all outside) and 255 (all inside) is a surface element 
 area is the area of the marching-cubes triangles for that configuration, scaled by the
 voxel spacing. Distances between the surface elements of two masks are Euclidean
 distance transforms with that spacing. The NSD is the area-weighted fraction of the
-surface elements of both masks that lie within the tolerance of the other surface.
+surface elements of both masks that lie within the tolerance of the other surface. The
+same method takes 2D masks on the grid of pixel corners: 4-bit codes of 2x2 pixels, whose
+elements are marching-squares contour pieces weighted by their length.
 
 This module builds that area table itself:
 
@@ -97,6 +99,43 @@ def neighbour_codes(mask: np.ndarray) -> np.ndarray:
     return codes
 
 
+# 2D: the same corner rule on a 2x2 neighbourhood of pixels (16 codes); surface elements are
+# contour pieces of marching squares, weighted by their length.
+_CORNER_BITS_2D = np.array([[1 << (2 * i + j) for j in range(2)] for i in range(2)], dtype=np.int64)
+
+
+def contour_length_table(spacing: Sequence[float]) -> np.ndarray:
+    """Length of the contour piece of each of the 16 neighbour codes of a 2D mask at `spacing` (2 values).
+
+    The piece joins edge midpoints of the pixel-corner cell (s0 by s1): one pixel in (or out) of four
+    cuts a corner, half the cell's diagonal; two side by side give a straight piece across the cell
+    (s1 when they share axis-0 offset, s0 when they share axis-1 offset); two diagonal ones give two
+    corner cuts (the classic table keeps the inside pixels apart).
+    """
+    s0, s1 = (float(s) for s in spacing)
+    half_diagonal = 0.5 * float(np.hypot(s0, s1))
+    table = np.zeros(16)
+    for code in range(16):
+        inside = [(i, j) for i in range(2) for j in range(2) if code & int(_CORNER_BITS_2D[i, j])]
+        if len(inside) in (1, 3):
+            table[code] = half_diagonal
+        elif len(inside) == 2:
+            (i0, j0), (i1, j1) = inside
+            table[code] = s1 if i0 == i1 else s0 if j0 == j1 else 2 * half_diagonal
+    return table
+
+
+def neighbour_codes_2d(mask: np.ndarray) -> np.ndarray:
+    """4-bit neighbour code of every pixel corner of a 2D boolean mask (one more element per axis)."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    n0, n1 = (s + 1 for s in mask.shape)
+    codes = np.zeros((n0, n1), dtype=np.uint8)
+    for i in range(2):
+        for j in range(2):
+            codes |= padded[i:i + n0, j:j + n1] * np.uint8(_CORNER_BITS_2D[i, j])
+    return codes
+
+
 @dataclass
 class SurfaceDistances:
     """Surface elements of two masks: the distance of each element to the other surface, and its area."""
@@ -120,7 +159,8 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 def compute_surface_distances(mask_gt: np.ndarray, mask_pred: np.ndarray,
                               spacing: Sequence[float]) -> SurfaceDistances:
-    """Surface elements of two 3D boolean masks of the same shape, with their mutual distances (mm).
+    """Surface elements of two boolean masks of the same shape, 3D (areas) or 2D (contour lengths),
+    with their mutual distances (mm); `spacing` has one value per axis.
 
     Distances from elements of one mask to an empty other surface are infinite. Both masks
     empty gives no elements at all. The work is cropped to the bounding box of both masks,
@@ -128,26 +168,29 @@ def compute_surface_distances(mask_gt: np.ndarray, mask_pred: np.ndarray,
     """
     mask_gt = np.asarray(mask_gt, dtype=bool)
     mask_pred = np.asarray(mask_pred, dtype=bool)
-    if mask_gt.ndim != 3 or mask_gt.shape != mask_pred.shape:
-        raise ValueError(f"need two 3D masks of one shape, got {mask_gt.shape} and {mask_pred.shape}")
+    if mask_gt.ndim not in (2, 3) or mask_gt.shape != mask_pred.shape:
+        raise ValueError(f"need two 2D or 3D masks of one shape, got {mask_gt.shape} and {mask_pred.shape}")
     spacing = tuple(float(s) for s in spacing)
-    if len(spacing) != 3:
-        raise ValueError(f"need 3 spacing values, got {spacing}")
+    if len(spacing) != mask_gt.ndim:
+        raise ValueError(f"need {mask_gt.ndim} spacing values for {mask_gt.ndim}D masks, got {spacing}")
     empty = np.zeros(0)
     box = _bounding_box(mask_gt | mask_pred)
     if box is None:
         return SurfaceDistances(empty, empty, empty, empty)
-    codes_gt = neighbour_codes(mask_gt[box])
-    codes_pred = neighbour_codes(mask_pred[box])
-    border_gt = (codes_gt != 0) & (codes_gt != 255)
-    border_pred = (codes_pred != 0) & (codes_pred != 255)
+    if mask_gt.ndim == 3:
+        codes_of, full, areas = neighbour_codes, 255, surface_area_table(spacing)
+    else:
+        codes_of, full, areas = neighbour_codes_2d, 15, contour_length_table(spacing)
+    codes_gt = codes_of(mask_gt[box])
+    codes_pred = codes_of(mask_pred[box])
+    border_gt = (codes_gt != 0) & (codes_gt != full)
+    border_pred = (codes_pred != 0) & (codes_pred != full)
 
     def distance_to(border: np.ndarray) -> np.ndarray:
         if not border.any():
             return np.full(border.shape, np.inf)
         return ndimage.distance_transform_edt(~border, sampling=spacing)
 
-    areas = surface_area_table(spacing)
     return SurfaceDistances(
         distances_gt_to_pred=distance_to(border_pred)[border_gt],
         distances_pred_to_gt=distance_to(border_gt)[border_pred],
@@ -168,5 +211,6 @@ def surface_dice_at_tolerance(distances: SurfaceDistances, tolerance: float) -> 
 
 def normalized_surface_dice(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing: Sequence[float],
                             tolerance: float) -> float:
-    """NSD of two 3D boolean masks (a 2D mask can be passed as `mask[..., None]`)."""
+    """NSD of two 2D or 3D boolean masks. (A 2D mask passed as the one-slice volume `mask[..., None]`
+    is scored with the slice's top and bottom faces as surface too, as the Endovis17 rules do.)"""
     return surface_dice_at_tolerance(compute_surface_distances(mask_gt, mask_pred, spacing), tolerance)
