@@ -91,6 +91,29 @@ def test_training_progress_makes_one_line_per_epoch():
     assert "epoch 3/12" in shown[0] and "-0.1234" in shown[0] and "[0.5, 0.0, 0.1, 0.2]" in shown[0]
 
 
+def test_epoch_lines_name_the_classes():
+    progress = TrainingProgress(2, class_names=["liver", "spleen", "kidneys", "stomach"])
+    lines = ["2025-01-01 10:00:00.000001: Epoch 0",
+             "2025-01-01 10:00:01.000001: Pseudo dice [np.float32(0.0867), np.float32(0.0065), np.float32(0.0222), "
+             "np.float32(0.0167)]",
+             "2025-01-01 10:00:01.000001: Epoch time: 59.23 s"]
+    shown = [s for s in map(progress, lines) if s]
+    assert "pseudo Dice liver 0.0867, spleen 0.0065, kidneys 0.0222, stomach 0.0167 (59 s)" in shown[0]
+    # names that do not fit the values: the values as nnU-Net printed them
+    progress = TrainingProgress(2, class_names=["liver"])
+    shown = [s for s in map(progress, lines) if s]
+    assert "pseudo Dice per class [0.0867, 0.0065, 0.0222, 0.0167]" in shown[0]
+
+
+def test_the_demo_says_what_its_figures_mean():
+    from swin_umamba.demo.layout import dataset_source
+    from swin_umamba.demo.scoring import dataset_classes
+
+    assert list(dataset_classes(dataset_source()).values()) == ["liver", "spleen", "kidneys", "stomach"]
+    text = demo.WHAT_THE_FIGURES_MEAN.format(epochs=10, iterations=20, steps=200)
+    assert "200 steps (10 epochs x 20)" in text and "spleen" in text
+
+
 def _synthetic_case():
     yy, xx = np.mgrid[:60, :80]
     gt = np.zeros((60, 80), dtype=np.uint8)

@@ -39,11 +39,15 @@ class Scores:
         return list(self.classes.values())
 
 
+def dataset_classes(raw: Path) -> dict[int, str]:
+    """label value -> name of the foreground classes of the dataset in `raw`."""
+    return class_names(json.loads((raw / DATASET_JSON).read_text()))
+
+
 def score_predictions(raw: Path, predictions: Path, log: Path) -> Scores:
     """Dice per class of every case in raw/labelsTs against its prediction; DemoError names a missing one."""
-    dataset_json = json.loads((raw / DATASET_JSON).read_text())
-    ending = dataset_json["file_ending"]
-    classes = class_names(dataset_json)
+    ending = json.loads((raw / DATASET_JSON).read_text())["file_ending"]
+    classes = dataset_classes(raw)
     cases = sorted(p.name[: -len(ending)] for p in (raw / LABELS_TS).iterdir() if p.name.endswith(ending))
     missing = [c for c in cases if not (predictions / f"{c}{ending}").is_file()]
     if missing:

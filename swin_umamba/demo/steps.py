@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, TRAINER, dataset_source
 from swin_umamba.demo.overlay import write_overlay
@@ -30,9 +31,10 @@ def plan(env: dict[str, str], log: Path) -> None:
                 "--verify_dataset_integrity", "-npfp", "1", "-np", "1"], env, log, append=True)
 
 
-def train(env: dict[str, str], log: Path, fold: str, epochs: int) -> None:
+def train(env: dict[str, str], log: Path, fold: str, epochs: int, class_names: Sequence[str] = ()) -> None:
+    """nnUNetv2_train on CPU; one console line per epoch, its pseudo Dice labelled with `class_names`."""
     run_logged([nnunet_tool("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, str(fold), "-tr", TRAINER,
-                "-device", "cpu"], env, log, show=TrainingProgress(epochs), append=True)
+                "-device", "cpu"], env, log, show=TrainingProgress(epochs, class_names=class_names), append=True)
 
 
 def predict(env: dict[str, str], log: Path, raw: Path, predictions: Path, fold: str) -> None:

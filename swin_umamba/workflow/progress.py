@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Sequence
 
 from swin_umamba.workflow.nnunet_runner import format_seconds
 
@@ -53,10 +54,17 @@ class TrainingProgress:
 
     Called with each output line; returns the text to print, or None."""
 
-    def __init__(self, num_epochs: int | None = None, indent: str = "    "):
-        self.num_epochs, self.indent = num_epochs, indent
+    def __init__(self, num_epochs: int | None = None, indent: str = "    ", class_names: Sequence[str] = ()):
+        self.num_epochs, self.indent, self.class_names = num_epochs, indent, list(class_names)
         self.epoch: str | None = None
         self.values: dict[str, str] = {}
+
+    def _named(self, values: str) -> str:
+        """"[0.5, 0.1]" as "liver 0.5, spleen 0.1" when the class names fit, else as given."""
+        numbers = [v.strip() for v in values.strip().strip("[]").split(",") if v.strip()]
+        if not self.class_names or len(numbers) != len(self.class_names):
+            return f"per class {values}"
+        return ", ".join(f"{name} {number}" for name, number in zip(self.class_names, numbers))
 
     def __call__(self, line: str) -> str | None:
         text = _STAMP.sub("", line.strip())
@@ -66,12 +74,12 @@ class TrainingProgress:
             self.values[m.group(1)] = m.group(2)
         elif text.startswith("Pseudo dice "):
             # numpy 2 prints [np.float32(0.8205), ...]: keep the numbers
-            self.values["dice"] = re.sub(r"np\.float\d+\(([^)]*)\)", r"\1", text[len("Pseudo dice "):])
+            self.values["dice"] = self._named(re.sub(r"np\.float\d+\(([^)]*)\)", r"\1", text[len("Pseudo dice "):]))
         elif m := re.fullmatch(r"Epoch time: (\S+) s", text):
             total = f"/{self.num_epochs}" if self.num_epochs else ""
             return (f"{self.indent}epoch {int(self.epoch or 0) + 1}{total}: "
                     f"train loss {self.values.get('train_loss', '?')}, val loss {self.values.get('val_loss', '?')}, "
-                    f"pseudo Dice per class {self.values.get('dice', '?')} ({float(m.group(1)):.0f} s)")
+                    f"pseudo Dice {self.values.get('dice', '?')} ({float(m.group(1)):.0f} s)")
         elif text.startswith("Mean Validation Dice"):
             return f"{self.indent}validation of the fold's held-out training cases: {text}"
         elif "Traceback" in text or re.match(r"^\w*(Error|Exception)\b", text):
