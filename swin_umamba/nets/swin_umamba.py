@@ -15,6 +15,10 @@ HIDDEN = 768
 class SwinUMamba(nn.Module):
     # downsampling of each output, full resolution first
     OUTPUT_SCALES = (1, 2, 4, 8)
+    # state_dict prefixes of the segmentation heads and of the layers that see the image's channels:
+    # what a transfer to another label set or channel count has to leave at their initialisation
+    HEAD_PREFIXES = ("out_layers.",)
+    INPUT_LAYER_PREFIXES = ("stem.0.", "encoder1.layer.conv1.", "encoder1.layer.conv3.")
 
     def __init__(self, in_channels: int, num_classes: int, deep_supervision: bool = False):
         super().__init__()

@@ -65,6 +65,9 @@ class VSSDecoder(nn.Module):
 
 class SwinUMambaD(nn.Module):
     OUTPUT_SCALES = (1, 4, 8, 16)
+    # see SwinUMamba: the heads, and the patch embedding that sees the image itself
+    HEAD_PREFIXES = ("decoder.seg_layers.",)
+    INPUT_LAYER_PREFIXES = ("vssm_encoder.patch_embed.proj.",)
 
     def __init__(self, in_channels: int, num_classes: int, deep_supervision: bool = False):
         super().__init__()

@@ -21,6 +21,7 @@ from swin_umamba.network_registry import NETWORKS, network_of_class
 from swin_umamba.nets.padding import NETWORK_STRIDE
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
+from swin_umamba.trainers.finetune import PretrainedWeightsMixin
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
 
 
@@ -100,7 +101,7 @@ def stop_after_epochs() -> int | None:
     return positive_int_from_env(STOP_ENV_VAR)
 
 
-class SwinUMambaTrainerBase(nnUNetTrainer):
+class SwinUMambaTrainerBase(PretrainedWeightsMixin, nnUNetTrainer):
     network_class: type[nn.Module] = SwinUMamba
     use_imagenet_weights = True
     freeze_encoder_epochs = 10  # only when starting from ImageNet weights

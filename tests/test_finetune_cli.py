@@ -1,0 +1,149 @@
+"""Fine-tuning with the stock `nnUNetv2_train -pretrained_weights` onto other labels and channels, on
+the demo data.
+
+Source: the demo data set (1 channel, 5 labels). Target: the same images twice (2 channels) with the
+organs merged into 3 labels. SwinUMamba starts from a checkpoint trained here; SwinUMambaD from a
+checkpoint in the authors' release format (3 channels, 8 labels). Patches are 64x64 to keep it short.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from swin_umamba import SwinUMamba, SwinUMambaD
+from swin_umamba.commands.setup import trainers_dir
+from tests.nnunet_workspace import NnUNetWorkspace
+from tests.test_published_checkpoint import LABELS as AUTHORS_LABELS
+from tests.test_published_checkpoint import authors_checkpoint, old_format_plans
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "swin_umamba" / "demo_data" / "Dataset990_DemoAbdomenMR"
+TARGET = "Dataset991_DemoMerged2ch"
+BIN = Path(sys.executable).parent
+MERGE = {0: 0, 1: 1, 2: 2, 3: 2, 4: 2}  # liver stays, spleen, kidneys and stomach become one label
+PATCH = [64, 64]
+
+
+class Workspace(NnUNetWorkspace):
+    def __init__(self, root: Path):
+        super().__init__(root, os.pathsep.join([str(trainers_dir()), str(REPO / "tests" / "nnunet_trainers")]))
+        self.env["PYTHONPATH"] = str(REPO)
+        self.env["SWIN_UMAMBA_PRETRAINED"] = str(root / "no-imagenet-file-here.pth")  # must never be needed
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(BIN / args[0]), *args[1:]], env=self.env, capture_output=True, text=True,
+                              cwd=self.root)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        return proc
+
+    def fold(self, dataset: str, trainer: str, fold: int = 0) -> Path:
+        return self.results / dataset / f"{trainer}__nnUNetPlans__2d" / f"fold_{fold}"
+
+
+def build_target_dataset(raw: Path) -> None:
+    """The demo's training cases with the image as channels 0 and 1 and the labels merged (MERGE)."""
+    out = raw / TARGET
+    (out / "imagesTr").mkdir(parents=True)
+    (out / "labelsTr").mkdir()
+    lookup = np.array([MERGE[v] for v in sorted(MERGE)], dtype=np.uint8)
+    for image in sorted((DEMO / "imagesTr").glob("*_0000.nii.gz")):
+        case = image.name[: -len("_0000.nii.gz")]
+        for channel in ("0000", "0001"):
+            shutil.copyfile(image, out / "imagesTr" / f"{case}_{channel}.nii.gz")
+        label = sitk.ReadImage(str(DEMO / "labelsTr" / f"{case}.nii.gz"))
+        merged = sitk.GetImageFromArray(lookup[sitk.GetArrayFromImage(label)])
+        merged.CopyInformation(label)
+        sitk.WriteImage(merged, str(out / "labelsTr" / f"{case}.nii.gz"))
+    meta = json.loads((DEMO / "dataset.json").read_text())
+    meta.update(channel_names={"0": "MR", "1": "MR copy"},
+                labels={"background": 0, "liver": 1, "other organs": 2}, name="DemoMerged2ch")
+    (out / "dataset.json").write_text(json.dumps(meta, indent=1))
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    ws = Workspace(tmp_path_factory.mktemp("finetune"))
+    shutil.copytree(DEMO, ws.raw / DEMO.name)
+    build_target_dataset(ws.raw)
+    ws.run("nnUNetv2_plan_and_preprocess", "-d", "990", "991", "-c", "2d", "-npfp", "1", "-np", "1")
+    for dataset in (DEMO.name, TARGET):
+        plans_path = ws.pre / dataset / "nnUNetPlans.json"
+        plans = json.loads(plans_path.read_text())
+        plans["configurations"]["2d"].update(patch_size=PATCH, batch_size=2)
+        plans_path.write_text(json.dumps(plans, indent=1))
+    return ws
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["network_weights"]
+
+
+def _log(fold: Path) -> str:
+    return "".join(p.read_text() for p in sorted(fold.glob("training_log_*.txt")))
+
+
+def _transfer_lines(log: str) -> str:
+    marks = ("Pretrained weights from", "loaded unchanged", "start fresh", "not used", "ImageNet")
+    return "\n".join(line for line in log.splitlines() if any(m in line for m in marks))
+
+
+def check_started_from(start: dict, source: dict, network) -> list[str]:
+    """Every tensor outside the heads and input layers equals the source's; heads and input layers differ."""
+    fresh = network.HEAD_PREFIXES + network.INPUT_LAYER_PREFIXES
+    loaded = [k for k in start if not k.startswith(fresh)]
+    for key in loaded:
+        assert torch.equal(start[key], source[key]), f"{key} changed on the way in"
+    for key in (k for k in start if k.startswith(fresh)):
+        assert key not in source or start[key].shape != source[key].shape or not torch.equal(start[key], source[key])
+    return loaded
+
+
+def test_swinumamba_from_own_checkpoint_with_other_labels_and_channels(ws):
+    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", "nnUNetTrainerSwinUMambaScratch_source", "-device", "cpu")
+    source_file = ws.fold(DEMO.name, "nnUNetTrainerSwinUMambaScratch_source") / "checkpoint_final.pth"
+
+    proc = ws.run("nnUNetv2_train", "991", "2d", "0", "-tr", "nnUNetTrainerSwinUMamba_finetune", "-device", "cpu",
+                  "-pretrained_weights", str(source_file))
+    fold = ws.fold(TARGET, "nnUNetTrainerSwinUMamba_finetune")
+    start, source = _weights(fold / "checkpoint_start.pth"), _weights(source_file)
+    loaded = check_started_from(start, source, SwinUMamba)
+    assert start["out_layers.0.conv.conv.weight"].shape[0] == 3 and start["stem.0.weight"].shape[1] == 2
+
+    log = _log(fold)
+    print(_transfer_lines(log))
+    assert f"loaded unchanged: {len(loaded)} of {len(start)} tensors" in log
+    assert "start fresh: 8 head tensors (out_layers.*)" in log and "source 5 classes, target 3" in log
+    assert "stem.0.*, encoder1.layer.conv1.conv.weight, encoder1.layer.conv3.conv.weight" in log and "source 1, target 2" in log
+    assert "ImageNet file not read" in log
+    assert "Loading pretrained weights from file" not in proc.stdout  # nnU-Net's own loader was not used
+
+
+def test_swinumambad_from_authors_release_checkpoint(ws):
+    torch.manual_seed(7)
+    published = SwinUMambaD(3, len(AUTHORS_LABELS)).state_dict()
+    dataset_json = {"channel_names": {"0": "R", "1": "G", "2": "B"}, "labels": AUTHORS_LABELS, "file_ending": ".png"}
+    source_file = ws.root / "Endovis17_fold_all_checkpoint_99.pth"
+    torch.save(authors_checkpoint(published, old_format_plans(), dataset_json, 99), source_file)
+
+    ws.run("nnUNetv2_train", "991", "2d", "0", "-tr", "nnUNetTrainerSwinUMambaD_finetune", "-device", "cpu",
+           "-pretrained_weights", str(source_file))
+    fold = ws.fold(TARGET, "nnUNetTrainerSwinUMambaD_finetune")
+    start = _weights(fold / "checkpoint_start.pth")
+    loaded = check_started_from(start, published, SwinUMambaD)
+    log = _log(fold)
+    print(_transfer_lines(log))
+    assert "trainer nnUNetTrainerSwinUMambaD" in log and "SwinUMambaD with 8 classes and 3 input channels" in log
+    assert f"loaded unchanged: {len(loaded)} of {len(start)} tensors" in log
+    assert "2 input-layer tensors (vssm_encoder.patch_embed.proj.*)" in log
