@@ -1,5 +1,5 @@
-"""Fine-tuning with the stock `nnUNetv2_train -pretrained_weights` onto other labels and channels, on
-the demo data.
+"""Fine-tuning with the stock `nnUNetv2_train -pretrained_weights` onto other labels and channels, and
+the stop on non-finite losses, on the demo data.
 
 Source: the demo data set (1 channel, 5 labels). Target: the same images twice (2 channels) with the
 organs merged into 3 labels. SwinUMamba starts from a checkpoint trained here; SwinUMambaD from a
@@ -147,3 +147,20 @@ def test_swinumambad_from_authors_release_checkpoint(ws):
     assert "trainer nnUNetTrainerSwinUMambaD" in log and "SwinUMambaD with 8 classes and 3 input channels" in log
     assert f"loaded unchanged: {len(loaded)} of {len(start)} tensors" in log
     assert "2 input-layer tensors (vssm_encoder.patch_embed.proj.*)" in log
+
+
+
+def test_training_stops_after_consecutive_nan_losses(ws):
+    proc = ws.run("nnUNetv2_train", "991", "2d", "0", "-tr", "nnUNetTrainerSwinUMambaDScratch_nan", "-device", "cpu",
+                  check=False)
+    fold = ws.fold(TARGET, "nnUNetTrainerSwinUMambaDScratch_nan")
+    print(proc.stderr[-1500:])
+    assert proc.returncode != 0
+    assert "NonFiniteLossError: Training stopped at epoch 1, iteration 1" in proc.stderr
+    assert "2 iterations in a row (epoch 1, iterations 0-1" in proc.stderr
+    assert f"Last good checkpoint: {fold / 'checkpoint_0.pth'} (epoch 0)" in proc.stderr
+    log = _log(fold)
+    assert "Epoch 1, iteration 0: loss is nan; no optimizer step (1 in a row, training stops at 2)" in log
+    # nothing was written after epoch 0, and what was written is finite
+    assert not (fold / "checkpoint_1.pth").exists()
+    assert all(torch.isfinite(v).all() for v in _weights(fold / "checkpoint_0.pth").values() if v.is_floating_point())

@@ -23,6 +23,7 @@ from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
 from swin_umamba.trainers.finetune import PretrainedWeightsMixin
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
+from swin_umamba.trainers.nonfinite import NonFiniteGuardMixin
 
 
 class ConfigurationError(ValueError):
@@ -101,7 +102,7 @@ def stop_after_epochs() -> int | None:
     return positive_int_from_env(STOP_ENV_VAR)
 
 
-class SwinUMambaTrainerBase(PretrainedWeightsMixin, nnUNetTrainer):
+class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, nnUNetTrainer):
     network_class: type[nn.Module] = SwinUMamba
     use_imagenet_weights = True
     freeze_encoder_epochs = 10  # only when starting from ImageNet weights

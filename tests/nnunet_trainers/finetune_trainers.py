@@ -1,15 +1,17 @@
-"""Test-only trainers for fine-tuning (tests/test_finetune_cli.py).
+"""Test-only trainers for fine-tuning and non-finite losses (tests/test_finetune_cli.py).
 
 One epoch of one iteration, no final validation; `checkpoint_start.pth` is written right after the
 weights are set, so a test can compare what training started from with the source checkpoint.
 """
 import os
 
+import torch
 from short_trainers import _Short
 
 from swin_umamba.trainers import (
     nnUNetTrainerSwinUMamba,
     nnUNetTrainerSwinUMambaD,
+    nnUNetTrainerSwinUMambaDScratch,
     nnUNetTrainerSwinUMambaScratch,
 )
 
@@ -44,3 +46,18 @@ class nnUNetTrainerSwinUMamba_finetune(_OneStep, nnUNetTrainerSwinUMamba):
 
 class nnUNetTrainerSwinUMambaD_finetune(_OneStep, nnUNetTrainerSwinUMambaD):
     pass
+
+
+class nnUNetTrainerSwinUMambaDScratch_nan(_OneStep, nnUNetTrainerSwinUMambaDScratch):
+    """Epoch 0 trains and writes checkpoint_0.pth; from epoch 1 every loss is NaN: training stops after 2."""
+
+    epochs, iterations = 2, 2
+    nonfinite_limit = 2
+    extra_checkpoint_every = 1
+    checkpoints = ("checkpoint_0.pth",)
+
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        if self.current_epoch == 1:
+            loss = self.loss
+            self.loss = lambda output, target: loss(output, target) * torch.tensor(float("nan"))
