@@ -20,10 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from swin_umamba.nets import SwinUMamba, SwinUMambaD
-from swin_umamba.pretrained import WEIGHTS_ENV_VAR, _metadata_globals
+from swin_umamba.environment import PRETRAINED_WEIGHTS_VAR
+from swin_umamba.network_registry import NETWORKS as REGISTERED, network_of_class
+from swin_umamba.nnunet_layout import CHECKPOINT_FINAL, fold_folder
+from swin_umamba.pretrained import _metadata_globals
 
-NETWORKS: tuple[type[nn.Module], ...] = (SwinUMamba, SwinUMambaD)
+NETWORKS: tuple[type[nn.Module], ...] = tuple(n.network_class() for n in REGISTERED.values())
 # prefixes that nnU-Net's DDP and torch.compile wrappers put before every key
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -131,7 +133,7 @@ def _load(path: Path) -> object:
             f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         raise CheckpointTransferError(
             f"{path} is not a readable PyTorch checkpoint ({reason}). Give an nnU-Net checkpoint such as "
-            f"fold_0/checkpoint_final.pth of a Swin-UMamba training.") from exc
+            f"{fold_folder(Path(), 0) / CHECKPOINT_FINAL} of a Swin-UMamba training.") from exc
 
 
 def _describe(obj: object) -> str:
@@ -156,7 +158,7 @@ def read_source_checkpoint(path: str | os.PathLike) -> SourceCheckpoint:
     p = Path(path).expanduser()
     if p.is_dir():
         raise CheckpointTransferError(f"{p} is a folder; give the checkpoint file inside it, e.g. "
-                                      f"{p / 'fold_0' / 'checkpoint_final.pth'}")
+                                      f"{fold_folder(p, 0) / CHECKPOINT_FINAL}")
     if not p.is_file():
         raise CheckpointTransferError(f"Pretrained weights file not found: {p.resolve()}")
     obj = _load(p)
@@ -167,7 +169,7 @@ def read_source_checkpoint(path: str | os.PathLike) -> SourceCheckpoint:
     elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         raise CheckpointTransferError(
             f"{p} holds {_describe(obj)}: a classification checkpoint such as the ImageNet VMamba file, not a "
-            f"Swin-UMamba segmentation checkpoint. ImageNet weights are read from ${WEIGHTS_ENV_VAR} when "
+            f"Swin-UMamba segmentation checkpoint. ImageNet weights are read from ${PRETRAINED_WEIGHTS_VAR} when "
             f"training starts without -pretrained_weights.")
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointTransferError(
@@ -215,7 +217,7 @@ def plan_transfer(source: SourceCheckpoint, model: nn.Module) -> TransferReport:
             f"{source.path} holds the weights of another network{trainer}: {len(source.weights)} tensors such as "
             f"{example}, not those of SwinUMamba or SwinUMambaD. It cannot start {network.__name__}.")
     if source_shape.network is not network:
-        trainer = source.trainer_name or f"a trainer that builds {source_shape.network.__name__}"
+        trainer = source.trainer_name or network_of_class(source_shape.network.__name__).trainer
         raise CheckpointTransferError(
             f"{source.path} holds a {source_shape.describe()} (trained with {trainer}), but this training builds "
             f"{network.__name__}; the two networks have different decoders and stems. Fine-tune from it with "

@@ -9,6 +9,7 @@ PRETRAINED_WEIGHTS_VAR = "SWIN_UMAMBA_PRETRAINED"  # the ImageNet VMamba checkpo
 STOP_AFTER_EPOCHS_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"  # end training early in a longer cosine schedule
 DEMO_EPOCHS_VAR = "SWIN_UMAMBA_DEMO_EPOCHS"  # the demo trainer's epochs
 DEMO_ITERATIONS_VAR = "SWIN_UMAMBA_DEMO_ITERATIONS"  # and steps per epoch
+MAX_NONFINITE_ITERATIONS_VAR = "SWIN_UMAMBA_MAX_NONFINITE_ITERATIONS"  # non-finite losses in a row that stop training
 
 # nnU-Net's folders, each with what it holds
 NNUNET_RAW_VAR = "nnUNet_raw"

@@ -21,6 +21,8 @@ import torch
 
 from swin_umamba import SwinUMamba, SwinUMambaD
 from swin_umamba.commands.setup import trainers_dir
+from swin_umamba.environment import PRETRAINED_WEIGHTS_VAR
+from swin_umamba.nnunet_layout import CHECKPOINT_FINAL
 from tests.nnunet_workspace import NnUNetWorkspace
 from tests.test_published_checkpoint import LABELS as AUTHORS_LABELS
 from tests.test_published_checkpoint import authors_checkpoint, old_format_plans
@@ -39,7 +41,7 @@ class Workspace(NnUNetWorkspace):
     def __init__(self, root: Path):
         super().__init__(root, os.pathsep.join([str(trainers_dir()), str(REPO / "tests" / "nnunet_trainers")]))
         self.env["PYTHONPATH"] = str(REPO)
-        self.env["SWIN_UMAMBA_PRETRAINED"] = str(root / "no-imagenet-file-here.pth")  # must never be needed
+        self.env[PRETRAINED_WEIGHTS_VAR] = str(root / "no-imagenet-file-here.pth")  # must never be needed
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([str(BIN / args[0]), *args[1:]], env=self.env, capture_output=True, text=True,
@@ -112,7 +114,7 @@ def check_started_from(start: dict, source: dict, network) -> list[str]:
 
 def test_swinumamba_from_own_checkpoint_with_other_labels_and_channels(ws):
     ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", "nnUNetTrainerSwinUMambaScratch_source", "-device", "cpu")
-    source_file = ws.fold(DEMO.name, "nnUNetTrainerSwinUMambaScratch_source") / "checkpoint_final.pth"
+    source_file = ws.fold(DEMO.name, "nnUNetTrainerSwinUMambaScratch_source") / CHECKPOINT_FINAL
 
     proc = ws.run("nnUNetv2_train", "991", "2d", "0", "-tr", "nnUNetTrainerSwinUMamba_finetune", "-device", "cpu",
                   "-pretrained_weights", str(source_file))

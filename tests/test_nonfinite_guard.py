@@ -12,6 +12,7 @@ from nnunetv2.training.logging.nnunet_logger import MetaLogger
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
+from swin_umamba.environment import MAX_NONFINITE_ITERATIONS_VAR
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
 from swin_umamba.trainers.nonfinite import NonFiniteGuardMixin, NonFiniteLossError, non_finite_tensors
 
@@ -116,7 +117,7 @@ def test_consecutive_nan_losses_stop_training_naming_epoch_iteration_and_checkpo
     assert message.startswith("Training stopped at epoch 1, iteration 2: the loss was not finite in 3 iterations "
                               "in a row (epoch 1, iterations 0-2;")
     assert f"Last good checkpoint: {tmp_path / 'checkpoint_best.pth'} (epoch 0)" in message
-    assert "SWIN_UMAMBA_MAX_NONFINITE_ITERATIONS sets the limit" in message and "--c" in message
+    assert f"{MAX_NONFINITE_ITERATIONS_VAR} sets the limit" in message and "--c" in message
     assert message in (tmp_path / "training_log.txt").read_text()
 
 

@@ -20,7 +20,9 @@ import torch
 import torch.distributed as dist
 from torch import autocast
 
-MAX_NONFINITE_ENV_VAR = "SWIN_UMAMBA_MAX_NONFINITE_ITERATIONS"
+from swin_umamba.environment import MAX_NONFINITE_ITERATIONS_VAR as MAX_NONFINITE_ENV_VAR
+from swin_umamba.nnunet_layout import CHECKPOINT_BEST, CHECKPOINT_LATEST
+
 DEFAULT_MAX_NONFINITE_ITERATIONS = 5
 GRADIENT_CLIP_NORM = 12  # nnU-Net's value
 
@@ -138,7 +140,7 @@ class NonFiniteGuardMixin:
             f"({span}; {MAX_NONFINITE_ENV_VAR} sets the limit). None of them changed the weights. "
             f"Last good checkpoint: {self._last_good_checkpoint_text()}. Check the training images for NaN/Inf "
             f"values or lower the learning rate, then resume with nnUNetv2_train ... --c "
-            f"(it continues from checkpoint_latest.pth, else checkpoint_best.pth).")
+            f"(it continues from {CHECKPOINT_LATEST}, else {CHECKPOINT_BEST}).")
 
     def _stop(self, message: str) -> None:
         self.print_to_log_file(message)
