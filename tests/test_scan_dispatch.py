@@ -25,6 +25,7 @@ from swin_umamba.ops import describe_scan_backend, dispatch, scan_mamba, selecti
 from swin_umamba.ops.scan_torch import scan_torch  # noqa: E402
 
 TRITON_MODULE = "swin_umamba.ops.scan_triton"
+SCAN_CHECK_ONLY = [("selective scan", selfcheck.check_scan)]  # the cross-scan check has tests of its own
 
 
 def scan_inputs(batch=2, kd=8, L=40, groups=2, N=4, seed=0, dtype=torch.float32):
@@ -246,6 +247,7 @@ def test_forced_torch_and_invalid_values(env):
 
 # ---------------------------------------------------------------------- the self-check itself
 def test_self_check_passes_a_correct_kernel(monkeypatch):
+    monkeypatch.setattr(selfcheck, "CHECKS", SCAN_CHECK_ONLY)
     monkeypatch.setitem(sys.modules, TRITON_MODULE, fake_triton_module())
     ok, reason = selfcheck._run("cpu")
     assert ok, reason
@@ -262,12 +264,14 @@ def test_self_check_catches_a_wrong_kernel(monkeypatch, breakage, what):
         out, last = scan_torch(*args, **kw)
         return breakage(out, last)
 
+    monkeypatch.setattr(selfcheck, "CHECKS", SCAN_CHECK_ONLY)
     monkeypatch.setitem(sys.modules, TRITON_MODULE, fake_triton_module(scan=broken))
     ok, reason = selfcheck._run("cpu")
     assert not ok and what in reason and "disagrees" in reason
 
 
 def test_self_check_keeps_grad_mode_and_rng(monkeypatch):
+    monkeypatch.setattr(selfcheck, "CHECKS", SCAN_CHECK_ONLY)
     monkeypatch.setitem(sys.modules, TRITON_MODULE, fake_triton_module())
     torch.manual_seed(5)
     want = torch.rand(3)

@@ -78,8 +78,28 @@ def check_scan(device) -> list[str]:
     return [m for m in found if m]
 
 
+def check_cross_scan(device) -> list[str]:
+    """Mismatches of the fused cross-scan and cross-merge against their PyTorch versions (odd H != W)."""
+    from swin_umamba.ops.cross_scan import cross_merge_torch, cross_scan_torch
+    from swin_umamba.ops.cross_scan_triton import cross_merge_triton, cross_scan_triton
+
+    g = torch.Generator().manual_seed(1)
+    H, W = 7, 5
+    x = torch.randn(2, 3, H, W, generator=g).to(device)
+    y = torch.randn(2, 4, 3, H * W, generator=g).to(device)
+    found = []
+    for name, fn, ref, arg in (("cross-scan", cross_scan_triton, cross_scan_torch, x),
+                               ("cross-merge", lambda t: cross_merge_triton(t, H, W),
+                                lambda t: cross_merge_torch(t, H, W), y)):
+        gout = torch.randn(ref(arg).shape, generator=g).to(device)
+        (out,), (grad,) = _with_grads(fn, [arg], gout)
+        (want,), (want_grad,) = _with_grads(ref, [arg], gout)
+        found += [compare(name, out, want), compare(f"{name} gradient", grad, want_grad)]
+    return [m for m in found if m]
+
+
 # each entry: (what is checked, function of the device returning a list of mismatches)
-CHECKS = [("selective scan", check_scan)]
+CHECKS = [("selective scan", check_scan), ("cross-scan and cross-merge", check_cross_scan)]
 
 
 def _run(device) -> tuple[bool, str]:
