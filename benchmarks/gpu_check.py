@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from scan_oracle import selective_scan_oracle  # noqa: E402
 
+from swin_umamba.network_registry import NETWORKS  # noqa: E402
 from swin_umamba.ops import dispatch  # noqa: E402
 from swin_umamba.ops.scan_torch import scan_torch  # noqa: E402
 
@@ -304,7 +305,7 @@ def timing(device, dtypes, batch, warmup, iters, save):
     result = {"patch": list(PATCH), "num_classes": NUM_CLASSES, "warmup": warmup, "iters": iters, "rows": rows}
     for dtype in dtypes:
         configs = [("PlainConvUNet", None)]
-        for net in ("SwinUMamba", "SwinUMambaD"):
+        for net in (n.class_name for n in NETWORKS.values()):
             if have_mamba:
                 configs.append((net, "mamba"))
             configs.append((net, "torch"))

@@ -32,6 +32,8 @@ import torch  # noqa: E402
 import bench_network  # noqa: E402
 import timing  # noqa: E402
 
+from swin_umamba.network_registry import SWIN_UMAMBA_D  # noqa: E402
+
 DIRECTIONS = {"forward": "fwd", "backward": "bwd"}
 
 
@@ -166,7 +168,7 @@ def report(result: dict, out=print) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--network", default="SwinUMambaD", choices=bench_network.NETWORKS)
+    parser.add_argument("--network", default=SWIN_UMAMBA_D.class_name, choices=bench_network.NETWORKS)
     parser.add_argument("--size", type=int, default=256, help="square patch size (default 256)")
     parser.add_argument("--mode", default="fwdbwd", choices=("fwd", "fwdbwd"),
                         help="inference forward or training step (default fwdbwd)")

@@ -30,7 +30,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
 from swin_umamba.network_registry import NETWORK_STRIDE as STRIDE
-from swin_umamba.network_registry import NETWORKS
+from swin_umamba.network_registry import NETWORKS, SWIN_UMAMBA
 from swin_umamba.nnunet_plans.memory_model import GIB, MemoryModel, load_memory_model
 
 DEFAULT_GPU_MEMORY_TARGET_GB = 8.0  # nnU-Net's ExperimentPlanner default (gpu_memory_target_in_gb=8)
@@ -65,7 +65,7 @@ class SwinUMambaPlanner(ExperimentPlanner):
     def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = DEFAULT_GPU_MEMORY_TARGET_GB,
                  preprocessor_name: str = "DefaultPreprocessor", plans_name: str | None = None,
                  overwrite_target_spacing=None, suppress_transpose: bool = False,
-                 network: str = "swinumamba", memory_model: MemoryModel | str | None = None):
+                 network: str = SWIN_UMAMBA.name, memory_model: MemoryModel | str | None = None):
         if network not in NETWORKS:
             raise ValueError(f"unknown network {network!r}; choose one of {sorted(NETWORKS)}")
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
