@@ -9,12 +9,15 @@ from torch._dynamo.utils import counters
 
 from swin_umamba import SwinUMamba, SwinUMambaD
 from swin_umamba.ops import selective_scan_backend
+from swin_umamba.ops.dispatch import ENV_VAR
+from tests.cpu_kernel import require_cpu_kernel
 
 
 @pytest.fixture
-def cpu_kernel():
-    if selective_scan_backend("cpu") != "cpu_kernel":
-        pytest.skip("the CPU scan kernel cannot be built here")
+def cpu_kernel(monkeypatch):
+    require_cpu_kernel()
+    monkeypatch.delenv(ENV_VAR, raising=False)  # the automatic choice: the kernel on CPU tensors
+    assert selective_scan_backend("cpu") == "cpu_kernel"
     torch._dynamo.reset()
     counters.clear()
     yield

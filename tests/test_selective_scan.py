@@ -1,7 +1,8 @@
 """Selective scan: every backend available here against the sequential oracle.
 
-Backends tested: the pure-PyTorch chunked scan (always) and the compiled CPU kernel (when it
-builds on this machine). The mamba-ssm CUDA kernel is tested only where CUDA and mamba-ssm exist.
+Backends tested: the pure-PyTorch chunked scan and the compiled CPU kernel (its tests are skipped
+with the build error where it cannot be built, and fail where $CI is set: tests/cpu_kernel.py).
+The mamba-ssm CUDA kernel is tested only where CUDA and mamba-ssm exist.
 
 Gradients at the four SS2D shapes of a 256x256 input would take the oracle's autograd (a
 Python loop over L, one graph node per op and step) far too long at full width, so there the
@@ -28,6 +29,7 @@ from swin_umamba.ops import dispatch, scan_cpu, scan_torch as scan_torch_mod  # 
 from swin_umamba.ops import selective_scan, selective_scan_backend  # noqa: E402
 from swin_umamba.ops.scan_cpu import scan_cpu_kernel  # noqa: E402
 from swin_umamba.ops.scan_torch import scan_torch  # noqa: E402
+from tests.cpu_kernel import CI_ENV_VAR, build_error, require_cpu_kernel  # noqa: E402
 
 NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
 
@@ -49,16 +51,17 @@ def selective_scan_oracle(*args, **kwargs):
         return _oracle(*args, **kwargs)
 
 
-def _kernel_available() -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return scan_cpu.load_kernel() is not None
+# every backend is a parametrisation whether or not it can run here: one that cannot is a skip
+# with its reason (or a failure under $CI), never a test that silently disappears
+BACKEND_IDS = ["torch", "cpu_kernel"]
 
 
-BACKENDS = {"torch": scan_torch}
-if _kernel_available():
-    BACKENDS["cpu_kernel"] = scan_cpu_kernel
-BACKEND_IDS = list(BACKENDS)
+def backend_fn(name: str):
+    """The scan function of backend ``name``; skips (or fails under $CI) when the kernel cannot be built."""
+    if name == "cpu_kernel":
+        require_cpu_kernel()
+        return scan_cpu_kernel
+    return scan_torch
 
 
 def make_inputs(batch, kd, L, groups, N=16, dtype=torch.float32, seed=0, D=True, bias=True):
@@ -118,7 +121,7 @@ def test_gradcheck_torch_path(monkeypatch):
     ],
 )
 def test_forward_and_grads_vs_oracle(backend, batch, kd, L, groups, N, softplus, D, bias):
-    fn = BACKENDS[backend]
+    fn = backend_fn(backend)
     inputs = make_inputs(batch, kd, L, groups, N, dtype=torch.float64, seed=L, D=D, bias=bias)
     if not softplus:  # raw delta must be a valid step size
         inputs[1] = torch.rand_like(inputs[1]) * 0.5
@@ -164,7 +167,7 @@ def _ss2d_case(kd, L):
 @pytest.mark.parametrize("kd,L", SS2D_SHAPES)
 @pytest.mark.parametrize("backend", BACKEND_IDS)
 def test_ss2d_shapes(backend, kd, L):
-    fn = BACKENDS[backend]
+    fn = backend_fn(backend)
     inputs, chans, gout, sub, ref, ref_g = _ss2d_case(kd, L)
     if backend == "torch":
         # the torch path is slow at full width: run it on the oracle's channels only (full L)
@@ -190,11 +193,9 @@ def test_ss2d_forward_full_width_vs_oracle():
     """One full-width forward (all 768 channels, L=4096) against the oracle, float32."""
     inputs = make_inputs(1, 768, 4096, 4, 16, seed=5)
     ref = selective_scan_oracle(*inputs, delta_softplus=True)
-    for name, fn in BACKENDS.items():
-        if name == "torch":
-            continue  # covered at smaller sizes
-        out = fn(*inputs, delta_softplus=True)
-        assert_close_rel(out, ref, 2e-5, f"{name} out")
+    require_cpu_kernel()  # the torch path is covered at smaller sizes
+    out = scan_cpu_kernel(*inputs, delta_softplus=True)
+    assert_close_rel(out, ref, 2e-5, "cpu_kernel out")
 
 
 # ------------------------------------------------------------------ stability and extras
@@ -226,7 +227,7 @@ def test_torch_path_keeps_no_intermediates_for_backward():
 def test_softplus_of_delta_over_its_whole_range(backend):
     """delta + bias from -40 to 40: both branches of softplus and of its derivative, and the
     hand-over between them (the CPU kernel computes them itself)."""
-    fn = BACKENDS[backend]
+    fn = backend_fn(backend)
     inputs = make_inputs(1, 4, 256, 2, dtype=torch.float64, seed=11)
     inputs[1] = torch.linspace(-40.0, 40.0, 4 * 256, dtype=torch.float64).reshape(1, 4, 256)
     inputs[2] = inputs[2] / 16  # decays that keep some memory even at the larger steps
@@ -241,7 +242,7 @@ def test_softplus_of_delta_over_its_whole_range(backend):
 @pytest.mark.parametrize("backend", BACKEND_IDS)
 def test_long_sequence_strong_decay(backend):
     """L = 65536 with delta*A down to -1000 per step, mixed with near-zero steps (long memory)."""
-    fn = BACKENDS[backend]
+    fn = backend_fn(backend)
     L, kd, N = 65536, 2, 16
     g = torch.Generator().manual_seed(7)
     u = torch.randn(1, kd, L, generator=g)
@@ -263,6 +264,8 @@ def test_long_sequence_strong_decay(backend):
 
 @pytest.mark.parametrize("backend", ["auto", *BACKEND_IDS])
 def test_autocast_bf16(backend, monkeypatch):
+    if backend == "cpu_kernel":
+        require_cpu_kernel()
     monkeypatch.setenv(dispatch.ENV_VAR, backend)
     inputs = [x.to(torch.bfloat16) for x in make_inputs(2, 8, 100, 2, 16, seed=11)]
     xs = [x.clone().requires_grad_() for x in inputs]
@@ -279,6 +282,7 @@ def test_autocast_bf16(backend, monkeypatch):
 @pytest.mark.parametrize("backend", BACKEND_IDS)
 def test_float64_and_noncontiguous_inputs(backend, monkeypatch):
     """float64 inputs compute in float32 and return float32; strided inputs are fine."""
+    backend_fn(backend)
     monkeypatch.setenv(dispatch.ENV_VAR, backend)
     inputs = make_inputs(1, 8, 50, 2, 16, dtype=torch.float64, seed=2)
     B = inputs[3].transpose(-1, -2).contiguous().transpose(-1, -2)  # strided (b, G, N, L) view
@@ -289,14 +293,15 @@ def test_float64_and_noncontiguous_inputs(backend, monkeypatch):
     assert_close_rel(out, ref, 1e-5, "out")
 
 
-def test_public_api_matches_backends(monkeypatch):
+@pytest.mark.parametrize("backend", BACKEND_IDS)
+def test_public_api_matches_backends(backend, monkeypatch):
+    backend_fn(backend)
     inputs = make_inputs(2, 8, 90, 4, 16, seed=4)
     ref = selective_scan_oracle(*inputs, delta_softplus=True)
-    for backend in BACKEND_IDS:
-        monkeypatch.setenv(dispatch.ENV_VAR, backend)
-        assert selective_scan_backend("cpu") == backend
-        out = selective_scan(*inputs[:5], D=inputs[5], delta_bias=inputs[6], delta_softplus=True)
-        assert_close_rel(out, ref, 1e-5, backend)
+    monkeypatch.setenv(dispatch.ENV_VAR, backend)
+    assert selective_scan_backend("cpu") == backend
+    out = selective_scan(*inputs[:5], D=inputs[5], delta_bias=inputs[6], delta_softplus=True)
+    assert_close_rel(out, ref, 1e-5, backend)
 
 
 def test_bad_shapes_raise():
@@ -314,12 +319,13 @@ def test_bad_shapes_raise():
 
 # -------------------------------------------------------------------------- dispatch
 def test_dispatch_env_var(monkeypatch):
+    automatic = "cpu_kernel" if build_error() is None else "torch"
     monkeypatch.setenv(dispatch.ENV_VAR, "torch")
     assert selective_scan_backend("cpu") == "torch"
     monkeypatch.setenv(dispatch.ENV_VAR, "auto")
-    assert selective_scan_backend("cpu") == ("cpu_kernel" if "cpu_kernel" in BACKENDS else "torch")
+    assert selective_scan_backend("cpu") == automatic
     monkeypatch.delenv(dispatch.ENV_VAR)
-    assert selective_scan_backend("cpu") == ("cpu_kernel" if "cpu_kernel" in BACKENDS else "torch")
+    assert selective_scan_backend("cpu") == automatic
     # mamba forced on CPU: not applicable -> automatic choice with a warning
     monkeypatch.setenv(dispatch.ENV_VAR, "mamba")
     dispatch._warned.clear()
@@ -348,6 +354,18 @@ def test_dispatch_kernel_unavailable_falls_back(monkeypatch):
     inputs = make_inputs(1, 4, 20, 1, 16)
     out = selective_scan(*inputs, delta_softplus=True)
     assert_close_rel(out, selective_scan_oracle(*inputs, delta_softplus=True), 1e-5, "out")
+
+
+def test_unbuildable_kernel_is_a_skip_with_its_reason_and_a_failure_under_ci(monkeypatch):
+    monkeypatch.setattr(scan_cpu, "load_kernel", lambda verbose=False: None)
+    monkeypatch.setattr(scan_cpu, "_failed", "RuntimeError: Ninja is required to load C++ extensions")
+    monkeypatch.delenv(CI_ENV_VAR, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="cannot be built here: RuntimeError: Ninja is required"):
+        backend_fn("cpu_kernel")
+    assert backend_fn("torch") is scan_torch  # the other backend is unaffected
+    monkeypatch.setenv(CI_ENV_VAR, "true")
+    with pytest.raises(pytest.fail.Exception, match=f"Ninja is required.*because {CI_ENV_VAR} is set"):
+        backend_fn("cpu_kernel")
 
 
 def test_mamba_import_is_guarded(monkeypatch):
