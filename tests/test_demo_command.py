@@ -32,8 +32,11 @@ def test_defaults_and_options():
 
 @pytest.mark.parametrize("argv", [["--fold", "5"], ["--epochs", "0"], ["--iterations", "x"]])
 def test_bad_options_are_rejected(argv, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         parse(*argv)
+    assert exc.value.code == 2  # argparse's usage error, not a crash
+    error = capsys.readouterr().err
+    assert argv[0] in error and repr(argv[1]) in error
 
 
 def test_help_lists_the_options(capsys):
@@ -142,8 +145,12 @@ def test_dice_table_and_csv(tmp_path):
     assert math.isnan(means["kidneys"]) and means["stomach"] == 0.0  # absent in a: not counted
 
     text = scoring.format_dice_table(table, names)
-    assert text.splitlines()[0].split() == ["case"] + names
-    assert "mean" in text and "-" in text
+    lines = text.splitlines()
+    assert lines[0].split() == ["case"] + names
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:] if line.split()[0] in ("a", "b", "mean")}
+    assert list(rows) == ["a", "b", "mean"]
+    assert rows["a"] == ["1.000", "1.000", "-", "-"]  # '-': absent from both masks
+    assert rows["mean"] == [f"{means['liver']:.3f}", f"{means['spleen']:.3f}", "-", "0.000"]
 
     scoring.write_dice_csv(table, names, tmp_path / "dice.csv")
     rows = list(csv.reader(open(tmp_path / "dice.csv")))

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-sitk = pytest.importorskip("SimpleITK")
+import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO / "swin_umamba" / "demo_data" / "Dataset990_DemoAbdomenMR"
