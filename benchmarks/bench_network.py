@@ -100,6 +100,29 @@ def floor_installed():
         vmamba.selective_scan = saved
 
 
+def scan_calls(network: str, size: int) -> list[tuple[int, int, int, int, int]]:
+    """(batch, KD, L, G, N) of every selective scan in one forward pass of ``network`` at a square
+    ``size`` and batch 1, in call order, recorded from a real forward with the floor stand-in."""
+    import swin_umamba.nets.vmamba as vmamba
+
+    calls = []
+
+    def recording(u, delta, A, B, *args, **kwargs):
+        groups = B.shape[1] if B.dim() == 4 else 1
+        calls.append((u.shape[0], u.shape[1], u.shape[2], groups, A.shape[1]))
+        return floor_scan(u, delta, A, B, *args, **kwargs)
+
+    net = build_network(network, (size, size), 4, deep_supervision=False).eval()
+    saved = vmamba.selective_scan
+    vmamba.selective_scan = recording
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, IN_CHANNELS, size, size))
+    finally:
+        vmamba.selective_scan = saved
+    return calls
+
+
 # nnU-Net's default 2D network -------------------------------------------------------------------------
 def plain_conv_unet_kwargs(patch) -> dict:
     """PlainConvUNet arguments as nnU-Net's default ExperimentPlanner chooses them for a 2D patch

@@ -106,24 +106,9 @@ def peak_fma_rate(threads: int, repeats: int = 3) -> float:
 def scan_workload(network: str, size: int) -> tuple[int, int]:
     """(state updates, (channel, step) pairs) of one forward pass at batch 1: sums of KD*L*N
     and KD*L over the network's selective scans, recorded from a real forward."""
-    import swin_umamba.nets.vmamba as vmamba
-
-    updates, steps = 0, 0
-
-    def recording(u, delta, A, *args, **kwargs):
-        nonlocal updates, steps
-        updates += u.shape[0] * u.shape[1] * u.shape[2] * A.shape[1]
-        steps += u.shape[0] * u.shape[1] * u.shape[2]
-        return bench_network.floor_scan(u, delta, A, *args, **kwargs)
-
-    net = bench_network.build_network(network, (size, size), 4, deep_supervision=False).eval()
-    saved = vmamba.selective_scan
-    vmamba.selective_scan = recording
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, bench_network.IN_CHANNELS, size, size))
-    finally:
-        vmamba.selective_scan = saved
+    calls = bench_network.scan_calls(network, size)
+    updates = sum(batch * kd * length * n for batch, kd, length, _, n in calls)
+    steps = sum(batch * kd * length for batch, kd, length, _, _ in calls)
     return updates, steps
 
 

@@ -1,4 +1,4 @@
-"""Timing and memory helpers shared by bench_network.py, bench_predict.py and run_all.py.
+"""Timing, memory and table helpers shared by bench_network.py, bench_predict.py, run_all.py and gpu_bench.py.
 
 (bench_scan.py's ``measure`` is specific to the scan's signature; run_all.py uses it for the
 scan rows and these helpers for everything else.)
@@ -138,6 +138,19 @@ def print_table(columns, rows, out=print) -> None:
     for row in rows:
         cells = ("-" if (v := cell(row)) is None else str(v) for _, _, cell in columns)
         out(" ".join(f"{text:{align}}" for text, (_, align, _) in zip(cells, columns)))
+
+
+def markdown_table(columns, rows) -> str:
+    """The rows of ``print_table``'s ``columns`` as a Markdown table (the alignment's ``<`` or
+    ``>`` becomes the column's alignment; widths are ignored)."""
+    def cell(row, fn):
+        value = fn(row)
+        return "-" if value is None else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(title for title, _, _ in columns) + " |",
+             "|" + "|".join("---:" if align.startswith(">") else "---" for _, align, _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(row, fn) for _, _, fn in columns) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def number(key: str, spec: str):

@@ -266,3 +266,57 @@ def test_scan_in_network_report(capsys):
     expected = {"1x768x256": 2, "1x1536x64": 2, "1x3072x16": 9, "1x6144x4": 2}
     assert calls == {(shape, direction): n for shape, n in expected.items() for direction in ("fwd", "bwd")}
     assert "kernel inside it" in out and "minor page faults per step" in out
+
+
+@pytest.mark.slow
+def test_gpu_bench_dry_run_reports_every_section(tmp_path):
+    """The GPU benchmark's dry run on the CPU: every section is in the JSON, what needs CUDA is
+    skipped with the reason, and what the CPU can run (Triton under its interpreter, the PyTorch
+    path, compile with the eager backend) produced numbers."""
+    import json
+    import subprocess
+
+    import gpu_bench
+
+    proc = subprocess.run([sys.executable, str(BENCH / "gpu_bench.py"), "--device", "cpu", "--dry-run",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_bench_dry_run.json").read_text())
+    sections = report["sections"]
+    assert set(sections) == set(gpu_bench.SECTIONS)
+    assert report["meta"]["dry_run"] and report["meta"]["mamba_available"] is False
+
+    scan = sections["scan"]
+    assert scan["status"] == "ok" and "needs CUDA" in scan["backends"]["mamba"]
+    agreement = {row["backend"]: row for row in scan["agreement"]}
+    assert agreement["triton"]["ok"] and agreement["torch"]["ok"]
+    assert "needs CUDA" in agreement["mamba"]["error"]
+    assert {row["network"] for row in scan["rows"]} == set(bench_network.NETWORKS)
+    for row in scan["rows"]:
+        assert row["triton_fwdbwd_ms"] > 0 and row["torch_fwd_ms"] > 0 and row["verdict_fwd"] == "n/a"
+
+    cross = sections["cross_scan"]
+    assert cross["status"] == "ok" and cross["rows"]
+    assert all(row["scan_max_abs_diff"] == 0 and row["merge_max_abs_diff"] == 0 for row in cross["rows"])
+
+    rows = sections["training"]["rows"]
+    by_key = {(r["network"], r["scan"], r["mode"]): r for r in rows}
+    assert by_key[("SwinUMamba", "triton", "compiled")]["error"] == "skipped: needs CUDA"
+    assert by_key[("SwinUMamba", "mamba", "eager")]["error"] == "skipped: needs CUDA"
+    for key in (("PlainConvUNet", None, "eager"), ("PlainConvUNet", None, "compiled")):
+        assert by_key[key]["ms_per_iter"] > 0 and "error" not in by_key[key]
+    swin_cpu = [r for r in rows if r["scan"] == "auto"]
+    assert swin_cpu and all("ms_per_iter" in r for r in swin_cpu)
+    assert all(t["verdict"] == "n/a" for t in sections["training"]["targets"])
+
+    counts = {(r["network"], r["scan"]): r for r in sections["compile_counts"]["rows"]}
+    plain = counts[("PlainConvUNet", None)]
+    assert plain["graph_breaks"] == 0 and plain["recompiles"] == 0 and plain["verdict"] == "PASS"
+    assert counts[("SwinUMamba", "triton")]["error"] == "skipped: needs CUDA"
+
+    train = sections["nnunet_train"]
+    assert train["status"] == "skipped" and "dry run" in train["reason"]
+    assert any("nnUNetv2_train" in c and gpu_bench.BENCH_TRAINER in c for c in train["commands"])
+
+    text = (tmp_path / "gpu_bench_dry_run.md").read_text()
+    assert "## Selective scan" in text and "## Training targets" in text and "| SwinUMambaD |" in text
