@@ -194,6 +194,7 @@ def compared(workspace, planned):
     return json.loads(out.split("RESULT", 1)[1])
 
 
+@pytest.mark.slow
 def test_plan_patch_is_multiple_of_32_close_to_nnunet(planned):
     config = planned["plans"]["configurations"]["2d"]
     info = config["swin_umamba_planning"]
@@ -210,6 +211,7 @@ def test_plan_patch_is_multiple_of_32_close_to_nnunet(planned):
         planned["stdout"]
 
 
+@pytest.mark.slow
 def test_plan_keeps_nnunet_data_decisions(planned, compared):
     ours, default = planned["plans"], compared["default"]
     for key in ("transpose_forward", "transpose_backward", "original_median_spacing_after_transp",
@@ -224,6 +226,7 @@ def test_plan_keeps_nnunet_data_decisions(planned, compared):
     assert list(c_default["patch_size"]) == c_ours["swin_umamba_planning"]["nnunet_patch_size"]
 
 
+@pytest.mark.slow
 def test_networks_and_default_plans_names(planned, compared):
     ours = planned["plans"]["configurations"]["2d"]
     assert planned["plans"]["plans_name"] == "nnUNetPlansSwinUMamba"
@@ -251,6 +254,7 @@ def test_plans_for_swinumambaD_stop_a_swinumamba_trainer_at_once(workspace, comp
     assert not (workspace["results"] / DATASET / f"{TRAINER}__nnUNetPlansSwinUMambaD__2d").exists()
 
 
+@pytest.mark.slow
 def test_batch_size_comes_from_the_memory_model(compared):
     model = load_memory_model()
     batches = {}
@@ -265,6 +269,7 @@ def test_batch_size_comes_from_the_memory_model(compared):
     assert batches["2.0"] <= batches["4.0"]
 
 
+@pytest.mark.slow
 def test_stock_train_and_predict_with_our_plans(workspace, planned):
     env = workspace["env"]
     _run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-p", PLANS, "-tr", TRAINER, "-device", "cpu"], env,
@@ -286,6 +291,7 @@ def test_stock_train_and_predict_with_our_plans(workspace, planned):
         assert set(np.unique(seg)) <= {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_stock_plans_with_a_patch_not_multiple_of_32_train_and_predict(workspace, compared):
     """nnU-Net's own plans for this dataset have a 40x56 patch: our trainer rounds it up to 64x64,
     records that in the model folder, and prediction uses it."""

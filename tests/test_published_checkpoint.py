@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -106,6 +107,7 @@ def _reference_prediction(weights: dict, image: np.ndarray) -> np.ndarray:
     return logits.argmax(0).numpy()
 
 
+@pytest.mark.slow
 def test_authors_model_folder_predicts_with_stock_cli(tmp_path):
     results = tmp_path / "results"
     model = results / "Dataset704_Endovis17" / "nnUNetTrainerSwinUMambaD__nnUNetPlans__2d"
