@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "swin_umamba.evaluation.cli",
     "swin_umamba.nnunet_plans.cli",
     "swin_umamba.commands.reproduce",
+    "swin_umamba.commands.compare",
     "swin_umamba.commands.check_inputs",
 ]
 

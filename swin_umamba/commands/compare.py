@@ -1,0 +1,264 @@
+"""`swin-umamba compare`: Swin-UMamba and nnU-Net's two baselines trained and tested under one protocol.
+
+    swin-umamba compare -d 702 --stop-after 100          # AbdomenMR, the paper's 100 of 1000 epochs, fold all
+
+Steps (nnU-Net's own commands, each logged to <out>/logs/):
+
+1. plan       nnUNetv2_plan_and_preprocess -d ID -c 2d (nnUNetPlans), then the residual-encoder preset:
+              nnUNetv2_plan_experiment -d ID -pl nnUNetPlannerResEncM and nnUNetv2_preprocess
+              -plans_name nnUNetResEncUNetMPlans -c 2d
+2. train      ours: nnUNetv2_train ID 2d FOLD -tr TRAINER (SWIN_UMAMBA_STOP_AFTER_EPOCHS=N with --stop-after)
+3. train      the baselines, nnUNetTrainerProtocol (nnU-Net's nnUNetTrainer) with -p nnUNetPlans and
+              -p nnUNetResEncUNetMPlans, with the schedule length, stop and iterations per epoch that
+              ours recorded (its debug.json)
+4. check      the test images and every model's checkpoint (`swin-umamba check-inputs`)
+5. predict    the same test cases with each model's checkpoint_final.pth, --disable_tta
+6. score      every case of every model with `swin_umamba.evaluation` (--task)
+then per-case paired differences (ours - each baseline): mean, bootstrap 95 % interval, Wilcoxon
+p-value -> <out>/baselines.md, baselines.csv, baselines_per_case.csv and baselines_paired.png.
+
+Running it again skips what is done (plans, trained models, predictions of the same checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from swin_umamba.commands.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
+
+REPORT_NAMES = {"markdown": "baselines.md", "summary": "baselines.csv", "per_case": "baselines_per_case.csv",
+                "plot": "baselines_paired.png"}
+DEFAULT_TRAINER = "nnUNetTrainerSwinUMamba"
+DEFAULT_FOLD = "all"
+PAPER_TASKS = {702: "abdomen", 703: "cells", 704: "endoscopy"}  # `swin-umamba evaluate --task` per dataset
+
+
+class CompareError(RuntimeError):
+    """A problem found before or between the steps; the message says what to do."""
+
+
+@dataclass
+class TestSet:
+    images: Path
+    labels: Path
+    file_ending: str
+    cases: list[str]
+    task: str
+    mode: str
+    options: dict  # the "labels" task's labels, file ending and tolerance
+
+
+def _is_progress_line(line: str) -> bool:
+    return ": Epoch " in line or "Epoch time" in line or ": Mean Validation Dice" in line
+
+
+def console_filter(verbose: bool):
+    """Lines of the nnU-Net output shown on the console: all with --verbose, else the epoch lines."""
+    if verbose:
+        return lambda line: line
+    return lambda line: f"      {line.rstrip()}" if _is_progress_line(line) else None
+
+
+def check_before_predicting(steps, models: list, fold: str, images: Path) -> None:
+    """check-inputs for the test images against every model, and every model's checkpoint."""
+    from swin_umamba.comparison.protocol import CHECKPOINT
+    from swin_umamba.input_checks import check_images_folder, check_model_folder, format_problems
+
+    problems, checked = [], None
+    for model in models:
+        expected, found = check_model_folder(model.folder(steps.results, steps.dataset_name), [fold], CHECKPOINT)
+        problems += found
+        if expected is not None and checked is None:
+            found, _ = check_images_folder(images, expected)
+            problems += found
+            checked = expected
+    if problems:
+        raise CompareError(f"the inputs of the prediction are not usable:\n{format_problems(problems)}")
+
+
+def compare_with_baselines(steps, ours, ours_checkpoint: Path, protocol, test: TestSet, out: Path,
+                           baseline_trainer: str, resamples: int, seed: int, step_number: int = 1,
+                           step_total: int = 1) -> str:
+    """Train the two baselines under `protocol`, predict and score all three models, write the report.
+
+    `ours` is the trained Swin-UMamba model (its checkpoint `ours_checkpoint`). Returns the Markdown."""
+    from swin_umamba.comparison.protocol import baseline_models
+    from swin_umamba.comparison.steps import per_case_values
+    from swin_umamba.evaluation.paired import compare_paired
+    from swin_umamba.evaluation.paired_report import write_report
+
+    baselines = baseline_models(baseline_trainer)
+    say = steps.say
+
+    def step(text: str) -> None:
+        nonlocal step_number
+        say(f"[{step_number}/{step_total}] {text}")
+        step_number += 1
+
+    checkpoints = {ours.label: ours_checkpoint}
+    for model in baselines:
+        step(f"train {model.label} ({model.trainer}, {model.plans}): {protocol.describe()}")
+        checkpoints[model.label], trained = steps.train(model, protocol.fold, protocol.stop_after,
+                                                        protocol.baseline_environment(), f"train_{model.slug}")
+        if not trained:
+            say(f"      skipped: {checkpoints[model.label]} exists")
+
+    models = [ours, *baselines]
+    step(f"check the test images ({test.images}) and the checkpoints")
+    check_before_predicting(steps, models, protocol.fold, test.images)
+    say(f"      {len(test.cases)} case(s), {len(models)} model(s): fine")
+
+    values = {}
+    for model in models:
+        step(f"predict and score {model.label}: {len(test.cases)} case(s), {checkpoints[model.label].name}, no TTA")
+        predictions = out / "predictions" / model.slug
+        if not steps.predict(model, protocol, checkpoints[model.label], test.images, predictions, test.file_ending,
+                             test.cases, f"predict_{model.slug}"):
+            say(f"      prediction skipped: {predictions} holds this checkpoint's predictions")
+        values[model.label], _ = per_case_values(test.task, test.labels, predictions, test.mode, **test.options)
+
+    metrics = list(values[ours.label])
+    comparisons = [compare_paired(metric, ours.label, values[ours.label][metric], model.label,
+                                  values[model.label][metric], resamples, seed)
+                   for metric in metrics for model in baselines]
+    protocol_lines = [f"Protocol: {protocol.describe()}.",
+                      *(f"- {m.label}: `{m.trainer}`, plans `{m.plans}`, {checkpoints[m.label]}" for m in models),
+                      f"Scored with `swin_umamba.evaluation`, task `{test.task}`, mode `{test.mode}`, against "
+                      f"{test.labels}."]
+    return write_report(out, REPORT_NAMES, f"Dataset {protocol.dataset_id}: {ours.label} against nnU-Net's "
+                        "baselines, paired per case", ours.label, [m.label for m in models], metrics, values,
+                        comparisons, protocol_lines)
+
+
+def _test_set(args, raw_dataset: Path) -> TestSet:
+    from swin_umamba.commands.reproduce import case_ids
+
+    dataset_json = json.loads((raw_dataset / "dataset.json").read_text())
+    images = Path(args.test_images or raw_dataset / "imagesTs")
+    labels = Path(args.test_labels or raw_dataset / "labelsTs")
+    for folder, option in ((images, "--test-images"), (labels, "--test-labels")):
+        if not folder.is_dir() or not any(folder.iterdir()):
+            raise CompareError(f"{folder} is missing or empty; pass {option} DIR")
+    cases = case_ids(images, dataset_json["file_ending"])
+    if not cases:
+        raise CompareError(f"no test image named <case>_0000{dataset_json['file_ending']} in {images}")
+    task = args.task or PAPER_TASKS.get(args.dataset, "labels")
+    options = {}
+    if task == "labels":
+        from swin_umamba.evaluation.dataset_labels import foreground_labels
+
+        options = {"labels": foreground_labels(dataset_json), "file_ending": dataset_json["file_ending"],
+                   "tolerance": args.tolerance}
+    return TestSet(images, labels, dataset_json["file_ending"], cases, task, args.mode, options)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    from swin_umamba.commands.reproduce import ReproduceError, nnunet_folders, resolve_dataset_name
+    from swin_umamba.comparison.protocol import (DEFAULT_PLANS, RESENC_PLANS, Model, ProtocolError,
+                                                 protocol_of_trained_model)
+    from swin_umamba.comparison.steps import NnUNetSteps, StepError
+
+    try:
+        if args.stop_after is not None and args.stop_after < 1:
+            raise CompareError("--stop-after must be at least 1")
+        if args.resamples < 1:
+            raise CompareError("--resamples must be at least 1")
+        raw, pre, res = nnunet_folders()
+        dataset_name = resolve_dataset_name(raw, args.dataset)
+        test = _test_set(args, raw / dataset_name)
+    except (CompareError, ReproduceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out or res / dataset_name / f"compare__{args.trainer}__2d__fold_{args.fold}")
+    steps = NnUNetSteps(args.dataset, dataset_name, raw, pre, res, out / "logs", args.device, args.num_processes,
+                        console_filter(args.verbose))
+    ours = Model("Swin-UMamba", args.trainer, DEFAULT_PLANS)
+    total = 8
+    print(f"Comparing {args.trainer} with nnU-Net's default and ResEnc M baselines on {dataset_name}, fold "
+          f"{args.fold}; output: {out}", flush=True)
+    try:
+        print(f"[1/{total}] plan: {DEFAULT_PLANS} and {RESENC_PLANS} for 2d", flush=True)
+        for ran, what in ((steps.plan_default(), DEFAULT_PLANS), (steps.plan_resenc(), RESENC_PLANS)):
+            if not ran:
+                print(f"      skipped: {what} and its preprocessed 2d data exist", flush=True)
+        stop = f", {args.stop_after} epochs of its schedule" if args.stop_after else ""
+        print(f"[2/{total}] train {ours.label} ({args.trainer}{stop})", flush=True)
+        checkpoint, trained = steps.train(ours, args.fold, args.stop_after, {}, "train_ours")
+        if not trained:
+            print(f"      skipped: {checkpoint} exists", flush=True)
+        protocol = protocol_of_trained_model(checkpoint.parent, args.dataset, args.fold)
+        markdown = compare_with_baselines(steps, ours, checkpoint, protocol, test, out, args.baseline_trainer,
+                                          args.resamples, args.seed, step_number=3, step_total=total)
+    except CommandFailed as exc:
+        print(f"\nerror: {exc}\n--- last lines of {exc.log} ---\n{log_tail(exc.log, 40, exc.offset)}\n---\n"
+              "Fix the cause and run the same command again: finished steps are skipped.", file=sys.stderr)
+        return 1
+    except (CompareError, CommandError, StepError, ProtocolError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    print(f"\n{markdown}")
+    print("Report: " + ", ".join(str(out / name) for name in REPORT_NAMES.values()))
+    print(f"Total time: {format_seconds(time.monotonic() - started)}")
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from swin_umamba.comparison.protocol import BASELINE_TRAINER
+    from swin_umamba.evaluation.dataset_labels import DEFAULT_TOLERANCE
+    from swin_umamba.evaluation.modes import MODES, PAPER
+    from swin_umamba.evaluation.paired import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+    from swin_umamba.evaluation.runner import TASKS
+
+    p = subparsers.add_parser(
+        "compare",
+        help="train nnU-Net's default and ResEnc M baselines under our run's protocol and compare per case",
+        description="Trains a Swin-UMamba trainer and nnU-Net's two baselines (nnUNetTrainer with nnUNetPlans, "
+                    "and with the residual-encoder M preset nnUNetResEncUNetMPlans) on the same data, fold, "
+                    "schedule, stop and iterations per epoch, predicts the same test cases without test-time "
+                    "augmentation, scores every case with swin_umamba.evaluation and reports ours minus each "
+                    "baseline per case: mean with a seeded bootstrap 95%% interval, Wilcoxon signed-rank p-value, "
+                    "Markdown and CSV tables and a paired plot. nnUNet_raw, nnUNet_preprocessed and "
+                    "nnUNet_results must be set. Running the same command again continues where it stopped.",
+    )
+    p.add_argument("-d", "--dataset", type=int, required=True, help="dataset id (its raw folder DatasetXXX_Name)")
+    p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER, help="our trainer (default: %(default)s)")
+    p.add_argument("-f", "--fold", default=DEFAULT_FOLD, choices=("0", "1", "2", "3", "4", "all"),
+                   help="fold trained by every model (default: %(default)s, as the paper's test-set runs)")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="end our training after N epochs of its schedule (the paper: 100 for 702, 350 for 703, "
+                        "250 for 704); the baselines stop at the same epoch. Default: no stop")
+    p.add_argument("--test-images", type=Path, default=None,
+                   help="test images (default: $nnUNet_raw/DatasetXXX_Name/imagesTs)")
+    p.add_argument("--test-labels", type=Path, default=None,
+                   help="test ground truth (default: $nnUNet_raw/DatasetXXX_Name/labelsTs)")
+    p.add_argument("--task", choices=TASKS, default=None,
+                   help="scoring rules of swin_umamba.evaluation (default: abdomen for 702, cells for 703, "
+                        "endoscopy for 704, labels for any other dataset: DSC and NSD per label of its dataset.json)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="NSD tolerance in mm of the labels task (default: %(default)s)")
+    p.add_argument("--mode", choices=MODES, default=PAPER, help="evaluation mode (default: %(default)s)")
+    p.add_argument("--baseline-trainer", default=BASELINE_TRAINER,
+                   help="trainer of both baselines: nnU-Net's nnUNetTrainer run as long as ours "
+                        "(default: %(default)s)")
+    p.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES,
+                   help="bootstrap resamples of the mean difference (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=BOOTSTRAP_SEED, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for predictions, logs and the report (default: "
+                        "$nnUNet_results/DatasetXXX_Name/compare__TRAINER__2d__fold_F)")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="for training and prediction (default: %(default)s)")
+    p.add_argument("--num-processes", type=int, default=None,
+                   help="worker processes of planning and prediction (default: nnU-Net's; 0: prediction "
+                        "without worker processes)")
+    p.add_argument("--verbose", action="store_true", help="echo the nnU-Net output (it always goes to the logs)")
+    p.set_defaults(func=run_compare)
+    return p
