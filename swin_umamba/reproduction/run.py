@@ -10,6 +10,7 @@ from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS
 from swin_umamba.fileio import write_text_atomic
 from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, LABELS_TS, fold_folder, image_file, model_folder
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, RECIPES, TRAINERS, Recipe
+from swin_umamba.workflow.nnunet_outputs import case_ids
 from swin_umamba.workflow.nnunet_runner import nnunet_environment
 
 
@@ -121,23 +122,10 @@ def new_run(dataset_id: int, *, network: str | None = None, trainer: str | None 
 def cases_to_predict(run: Run) -> tuple[list[str], str]:
     """Case ids of the test images (<case>_0000<ending>, ...) and the dataset's file ending."""
     file_ending = json.loads((run.raw / run.dataset_name / DATASET_JSON).read_text())["file_ending"]
-    tail = image_file("", file_ending)
-    cases = sorted(p.name[: -len(tail)] for p in run.test_images.iterdir()
-                   if p.is_file() and p.name.endswith(tail))
+    cases = case_ids(run.test_images, file_ending)
     if not cases:
         raise ReproduceError(f"no test image named <case>_0000{file_ending} in {run.test_images}")
     return cases, file_ending
-
-
-def checkpoint_epoch(path: Path) -> int | None:
-    """Epochs trained when nnU-Net wrote `path` (its 'current_epoch'); None if unreadable."""
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        return int(checkpoint["current_epoch"])
-    except Exception:  # a truncated or foreign file: treat as "no usable checkpoint"
-        return None
 
 
 def trainer_network(trainer: str, env: dict[str, str]) -> tuple[str, bool]:
