@@ -10,6 +10,7 @@ gives torch's message without the file's name. Every function here returns a lis
     check_images_folder(folder, expected) names, channels per case, every file, geometry per case
     check_checkpoint(path)                non-empty, loadable with torch, holds network_weights
     check_model_folder(folder, folds, checkpoint)   dataset.json and the checkpoint of every fold
+    check_prediction_inputs(images, folder, folds, checkpoint)   both: what nnUNetv2_predict will read
 """
 from __future__ import annotations
 
@@ -210,27 +211,57 @@ def check_images_folder(folder: Path, expected: Expectation) -> tuple[list[Probl
     if not cases and not problems:
         problems.append(Problem(folder, f"holds no image named <case>_0000{ending}",
                                 "put the images to predict there, one file per case and channel"))
-    names = ", ".join(f"_{i:04d} ({n})" for i, n in expected.channels.items())
     for case, files in sorted(cases.items()):
-        for channel in expected.channels:
-            if channel not in files:
-                problems.append(Problem(folder / expected.channel_file(case, channel),
-                                        f"missing: case {case} needs {len(expected.channels)} channel file(s) "
-                                        f"{names}", f"add the {expected.channels[channel]} image of case {case} "
-                                                    f"under this name"))
-        for channel, path in sorted(files.items()):
-            if channel not in expected.channels:
-                problems.append(Problem(path, f"unexpected channel {channel}: the model takes "
-                                              f"{len(expected.channels)} channel(s) {names}",
-                                        "remove the file, or use a model trained with this channel"))
         readable = {}
         for channel, path in sorted(files.items()):
             found = check_image_file(path)
             problems += found
-            if not found and channel in expected.channels:
+            if not found:
                 readable[channel] = path
-        problems += _geometry_problems(case, readable)
+        problems += _channel_problems(folder, case, files, readable, expected)
+        problems += _geometry_problems(case, {c: p for c, p in readable.items() if c in expected.channels})
     return problems, len(cases)
+
+
+def _components(path: Path) -> int:
+    """Channels one file holds (3 for an RGB PNG, which nnU-Net's natural-image reader splits)."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return int(reader.GetNumberOfComponents())
+
+
+def _channel_problems(folder: Path, case: str, files: dict[int, Path], readable: dict[int, Path],
+                      expected: Expectation) -> list[Problem]:
+    """Channel files _0000, _0001, ... a case needs and no others; a file of several channels (RGB) counts
+    as that many, as nnU-Net reads it."""
+    wanted = len(expected.channels)
+    names = ", ".join(f"_{i:04d} ({n})" for i, n in expected.channels.items())
+    try:
+        counts = {c: _components(p) for c, p in readable.items()}
+    except Exception:  # a header SimpleITK refuses: reported by the geometry check
+        counts = {c: 1 for c in readable}
+    if any(n > 1 for n in counts.values()):
+        total = sum(counts.values())
+        if total == wanted and sorted(files) == list(range(len(files))):
+            return []
+        held = ", ".join(f"{files[c].name}: {counts.get(c, '?')}" for c in sorted(files))
+        return [Problem(files[min(files)], f"case {case} holds {total} channel(s) ({held}); the model takes "
+                                           f"{wanted}: {', '.join(expected.channels.values())}",
+                        f"give case {case} the channels {names}")]
+    problems = []
+    for channel in expected.channels:
+        if channel not in files:
+            problems.append(Problem(folder / expected.channel_file(case, channel),
+                                    f"missing: case {case} needs {wanted} channel file(s) {names}",
+                                    f"add the {expected.channels[channel]} image of case {case} under this name"))
+    for channel, path in sorted(files.items()):
+        if channel not in expected.channels:
+            problems.append(Problem(path, f"unexpected channel {channel}: the model takes {wanted} channel(s) "
+                                          f"{names}", "remove the file, or use a model trained with this channel"))
+    return problems
 
 
 def _geometry_problems(case: str, files: dict[int, Path]) -> list[Problem]:
@@ -300,6 +331,17 @@ def check_model_folder(model_folder: Path, folds: Sequence[str], checkpoint: str
             continue
         problems += check_checkpoint(fold_folder / checkpoint)
     return expected, problems
+
+
+def check_prediction_inputs(images: Path, model_folder: Path, folds: Sequence[str],
+                            checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[list[Problem], int]:
+    """(problems, cases): the model folder with `checkpoint` in each of `folds`, then the images against
+    the model's dataset.json - what nnUNetv2_predict -i images ... -f folds -chk checkpoint will read."""
+    expected, problems = check_model_folder(model_folder, folds, checkpoint)
+    if expected is None:
+        return problems, 0
+    found, cases = check_images_folder(images, expected)
+    return problems + found, cases
 
 
 def format_problems(problems: Iterable[Problem]) -> str:

@@ -184,3 +184,16 @@ def test_cli_finds_the_model_folder_from_dataset_and_trainer(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert code == 1 and str(folder / "fold_0" / "checkpoint_final.pth") in out and "not found" in out
     assert main(["check-inputs", "-i", str(DEMO / "imagesTs")]) == 2  # neither a model nor a dataset.json
+
+
+def test_an_rgb_file_holds_three_channels(images):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / "rgb_0000.png")
+    Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(images / "rgba_0000.png")
+    path = images.parent / "dataset.json"
+    path.write_text(json.dumps({"channel_names": {"0": "R", "1": "G", "2": "B"}, "file_ending": ".png"}))
+    expected, _ = expectation_from_dataset_json(path)
+    found, cases = check_images_folder(images, expected)
+    assert cases == 2 and len(found) == 1  # nnU-Net reads the RGB file as the three channels
+    assert found[0].path == images / "rgba_0000.png" and "holds 4 channel(s)" in found[0].message

@@ -193,3 +193,22 @@ def test_demo_trainer_is_exported_and_configurable(monkeypatch):
         positive_int_from_env("SWIN_UMAMBA_DEMO_EPOCHS", 12)
     monkeypatch.delenv("SWIN_UMAMBA_DEMO_EPOCHS")
     assert positive_int_from_env("SWIN_UMAMBA_DEMO_EPOCHS", 12) == 12
+
+
+def test_damaged_inputs_stop_the_demo_before_prediction(tmp_path):
+    import shutil
+
+    from swin_umamba.demo import steps as demo_steps
+    from swin_umamba.demo.layout import DATASET_NAME, DemoError, dataset_source
+
+    raw = tmp_path / "nnUNet_raw" / DATASET_NAME
+    shutil.copytree(dataset_source(), raw)
+    model = tmp_path / "nnUNet_results" / DATASET_NAME / "nnUNetTrainerSwinUMambaDemo__nnUNetPlans__2d"
+    (model / "fold_0").mkdir(parents=True)
+    shutil.copy(raw / "dataset.json", model / "dataset.json")
+    (model / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
+    image = sorted((raw / "imagesTs").iterdir())[0]
+    image.write_bytes(image.read_bytes()[:100])
+    with pytest.raises(DemoError) as caught:
+        demo_steps.check_inputs(tmp_path, raw, "0")
+    assert str(model / "fold_0" / "checkpoint_final.pth") in str(caught.value) and str(image) in str(caught.value)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from swin_umamba.environment import NNUNET_RESULTS_VAR
-from swin_umamba.input_checks import (DEFAULT_CHECKPOINT, Problem, check_images_folder, check_model_folder,
+from swin_umamba.input_checks import (DEFAULT_CHECKPOINT, Problem, check_images_folder, check_prediction_inputs,
                                       expectation_from_dataset_json, format_problems)
 from swin_umamba.nnunet_layout import DEFAULT_PLANS
 
@@ -40,20 +40,15 @@ def check(args: argparse.Namespace) -> tuple[list[Problem], int]:
     """(problems, number of cases checked) for the parsed command line."""
     if args.dataset_json is not None:
         expected, problems = expectation_from_dataset_json(args.dataset_json)
-    else:
-        folder = args.model_folder
-        problems: list[Problem] = []
+        if expected is None:
+            return problems, 0
+        return check_images_folder(args.input, expected)
+    folder = args.model_folder
+    if folder is None:
+        folder, problems = model_folder_of(args.dataset, args.trainer, args.plans, args.configuration)
         if folder is None:
-            folder, problems = model_folder_of(args.dataset, args.trainer, args.plans, args.configuration)
-        expected = None
-        if folder is not None:
-            expected, found = check_model_folder(folder, args.folds, args.checkpoint)
-            problems += found
-    cases = 0
-    if expected is not None:
-        found, cases = check_images_folder(args.input, expected)
-        problems += found
-    return problems, cases
+            return problems, 0
+    return check_prediction_inputs(args.input, folder, args.folds, args.checkpoint)
 
 
 def run(args: argparse.Namespace) -> int:

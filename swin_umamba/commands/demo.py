@@ -54,6 +54,8 @@ def run_demo(args: argparse.Namespace) -> int:
         steps.done()
 
         steps.begin("predicting the held-out test cases (nnUNetv2_predict) ...")
+        checked = demo_steps.check_inputs(workdir, raw, fold)
+        steps.note(f"inputs checked (swin-umamba check-inputs): {checked} case(s), checkpoint_final.pth")
         pred_dir = workdir / PREDICTIONS
         demo_steps.predict(env, log_path, raw, pred_dir, fold)
         steps.done()

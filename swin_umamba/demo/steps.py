@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, TRAINER, dataset_source
+from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, TRAINER, DemoError, dataset_source
 from swin_umamba.demo.overlay import write_overlay
 from swin_umamba.demo.scoring import Scores, read_image
 from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, image_file
@@ -35,6 +35,19 @@ def train(env: dict[str, str], log: Path, fold: str, epochs: int, class_names: S
     """nnUNetv2_train on CPU; one console line per epoch, its pseudo Dice labelled with `class_names`."""
     run_logged([nnunet_tool("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, str(fold), "-tr", TRAINER,
                 "-device", "cpu"], env, log, show=TrainingProgress(epochs, class_names=class_names), append=True)
+
+
+def check_inputs(workdir: Path, raw: Path, fold: str) -> int:
+    """The test images and the trained fold's final checkpoint, as `swin-umamba check-inputs` checks them;
+    DemoError naming every bad file. Returns the number of cases."""
+    from swin_umamba.input_checks import check_prediction_inputs, format_problems
+    from swin_umamba.reproduction.recipes import PLANS
+
+    model = workdir / NNUNET_FOLDERS[2] / DATASET_NAME / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
+    problems, cases = check_prediction_inputs(raw / "imagesTs", model, [str(fold)])
+    if problems:
+        raise DemoError(f"the inputs of the prediction are not usable:\n{format_problems(problems)}")
+    return cases
 
 
 def predict(env: dict[str, str], log: Path, raw: Path, predictions: Path, fold: str) -> None:

@@ -14,7 +14,9 @@ from typing import Callable
 from swin_umamba.environment import EXT_TRAINER_VAR
 from swin_umamba.nnunet_layout import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, DATASET_JSON
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, SCHEDULE_EPOCHS
-from swin_umamba.reproduction.run import ReproduceError, Run, checkpoint_epoch
+from swin_umamba.reproduction.run import ReproduceError, Run
+from swin_umamba.workflow.nnunet_outputs import checkpoint_epoch
+from swin_umamba.workflow.nnunet_outputs import plans_ready as nnunet_plans_ready
 from swin_umamba.workflow.nnunet_runner import (STOP_ENV_VAR, CommandFailed, format_seconds, nnunet_environment,
                                                 nnunet_tool, run_logged)
 from swin_umamba.workflow.progress import NOTE_INDENT, StepCounter, TrainingProgress, say
@@ -136,16 +138,11 @@ def plans_ready(run: Run) -> bool:
     """Plans written and every training case preprocessed for the 2d configuration."""
     import json
 
-    plans_file = run.preprocessed / run.dataset_name / f"{PLANS}.json"
-    dataset_json = run.raw / run.dataset_name / DATASET_JSON
     try:
-        plans = json.loads(plans_file.read_text())
-        identifier = plans["configurations"][CONFIGURATION]["data_identifier"]
-        expected = int(json.loads(dataset_json.read_text())["numTraining"])
+        expected = int(json.loads((run.raw / run.dataset_name / DATASET_JSON).read_text())["numTraining"])
     except (OSError, ValueError, KeyError):
         return False
-    data = run.preprocessed / run.dataset_name / identifier
-    return data.is_dir() and len(list(data.glob("*.pkl"))) >= expected
+    return nnunet_plans_ready(run.preprocessed / run.dataset_name, PLANS, expected, CONFIGURATION)
 
 
 def usable_checkpoint(run: Run) -> Path | None:
@@ -215,6 +212,7 @@ def step_predict(run: Run, steps: StepCounter, checkpoint: Path, stamp: dict, st
     if not redo and state.get("predict") == stamp and predictions_complete(run, cases, file_ending):
         steps.begin(f"predict: skipped: {len(cases)} predictions from {checkpoint.name} in {run.predictions}")
         return
+    checked = check_inputs(run, checkpoint)  # before anything of an earlier prediction is removed
     if run.predictions.exists():
         shutil.rmtree(run.predictions)  # made by another checkpoint, or incomplete: start clean
     for step in ("predict", "instances", "evaluate"):
@@ -222,12 +220,24 @@ def step_predict(run: Run, steps: StepCounter, checkpoint: Path, stamp: dict, st
     run.save_state(state)
     steps.begin(f"predict: {len(cases)} test case(s) with {checkpoint.name}, fold {FOLD}, no test-time "
                 f"augmentation")
+    StepCounter.note(f"inputs checked (swin-umamba check-inputs): {checked} case(s), {checkpoint.name}")
     run_command("predict", predict_command(run, checkpoint.name), nnunet_environment(), run.logs / "3_predict.log",
                 run.verbose)
     if not predictions_complete(run, cases, file_ending):
         raise ReproduceError(f"nnUNetv2_predict ended without writing every prediction into {run.predictions}")
     state["predict"] = stamp
     run.save_state(state)
+
+
+def check_inputs(run: Run, checkpoint: Path) -> int:
+    """What nnUNetv2_predict will read, checked as `swin-umamba check-inputs` does; ReproduceError naming
+    every bad file. Returns the number of cases."""
+    from swin_umamba.input_checks import check_prediction_inputs, format_problems
+
+    problems, checked = check_prediction_inputs(run.test_images, run.model_folder.parent, [FOLD], checkpoint.name)
+    if problems:
+        raise ReproduceError(f"the inputs of the prediction are not usable:\n{format_problems(problems)}")
+    return checked
 
 
 def step_instances(run: Run, steps: StepCounter, stamp: dict, state: dict, redo: bool) -> None:
