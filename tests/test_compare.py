@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from swin_umamba.commands.compare import REPORT_NAMES
-from swin_umamba.commands.demo import DATASET_NAME, dataset_source
+from swin_umamba.demo.layout import DATASET_NAME, dataset_source
 from swin_umamba.comparison.steps import per_case_values
 from swin_umamba.evaluation.dataset_labels import foreground_labels
 from tests.nnunet_workspace import NnUNetWorkspace

@@ -247,3 +247,38 @@ def test_training_resumes_with_c_and_is_skipped_when_the_checkpoint_exists(tmp_p
     steps.step_train(run, progress, redo=True)  # --restart-from train: old checkpoints go, no --c
     assert len(calls) == 3 and "--c" not in calls[-1][0]
     assert not (run.model_folder / "checkpoint_latest.pth").exists()
+
+
+@pytest.mark.slow
+def test_a_damaged_test_image_stops_the_run_before_prediction(ws, first_run, tmp_path):
+    images = tmp_path / "imagesTs"
+    images.mkdir()
+    for path in sorted((ws.raw / DATASET / "imagesTs").iterdir()):
+        (images / path.name).write_bytes(path.read_bytes())
+    damaged = sorted(images.iterdir())[0]
+    damaged.write_bytes(b"")
+    proc = ws.reproduce("--test-images", str(images))
+    assert proc.returncode == 1
+    assert str(damaged) in proc.stderr and "empty (0 bytes)" in proc.stderr and "fix:" in proc.stderr
+    assert "nnUNetv2_predict" not in proc.stdout  # never started
+
+
+@pytest.mark.slow
+def test_baselines_are_trained_like_ours_and_compared_per_case(ws, first_run):
+    from swin_umamba.commands.compare import REPORT_NAMES
+
+    proc = ws.reproduce("--baselines", "--baseline-trainer", "nnUNetTrainerProtocol_compare")
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert "predict: skipped" in proc.stdout and "[12/12]" in proc.stdout
+    for plans in ("nnUNetPlans", "nnUNetResEncUNetMPlans"):
+        fold = ws.results / DATASET / f"nnUNetTrainerProtocol_compare__{plans}__2d" / "fold_all"
+        debug = json.loads((fold / "debug.json").read_text())
+        assert (debug["num_epochs"], debug["schedule_epochs"], debug["num_iterations_per_epoch"]) == ("2", "4", "1")
+    rows = list(csv.DictReader(open(ws.out / REPORT_NAMES["summary"])))
+    assert [(r["model"], r["metric"]) for r in rows] == [
+        (m, k) for k in ("F1", "DSC") for m in ("Swin-UMamba†", "nnU-Net", "nnU-Net ResEnc M")]
+    with open(ws.out / "metrics.csv", newline="") as stream:  # the run's own per-case scores
+        ours = {r["Name"]: float(r["F1"]) for r in csv.DictReader(stream)}
+    per_case = [r for r in csv.DictReader(open(ws.out / REPORT_NAMES["per_case"])) if r["metric"] == "F1"]
+    assert {r["case"]: float(r["Swin-UMamba†"]) for r in per_case} == pytest.approx(ours)
+    assert (ws.out / REPORT_NAMES["plot"]).read_bytes()[:4] == b"\x89PNG"

@@ -1,19 +1,20 @@
 """`swin-umamba compare`: Swin-UMamba and nnU-Net's two baselines trained and tested under one protocol.
 
     swin-umamba compare -d 702 --stop-after 100          # AbdomenMR, the paper's 100 of 1000 epochs, fold all
+    swin-umamba reproduce --dataset 702 --baselines      # the same after the paper's protocol (checkpoint_99)
 
 Steps (nnU-Net's own commands, each logged to <out>/logs/):
 
-1. plan       nnUNetv2_plan_and_preprocess -d ID -c 2d (nnUNetPlans), then the residual-encoder preset:
-              nnUNetv2_plan_experiment -d ID -pl nnUNetPlannerResEncM and nnUNetv2_preprocess
-              -plans_name nnUNetResEncUNetMPlans -c 2d
+1. plan       nnUNetv2_plan_and_preprocess -d ID -c 2d (nnUNetPlans)
 2. train      ours: nnUNetv2_train ID 2d FOLD -tr TRAINER (SWIN_UMAMBA_STOP_AFTER_EPOCHS=N with --stop-after)
-3. train      the baselines, nnUNetTrainerProtocol (nnU-Net's nnUNetTrainer) with -p nnUNetPlans and
+3. plan       the residual-encoder preset: nnUNetv2_plan_experiment -d ID -pl nnUNetPlannerResEncM, then
+              nnUNetv2_preprocess -d ID -plans_name nnUNetResEncUNetMPlans -c 2d
+4. train      the baselines, nnUNetTrainerProtocol (nnU-Net's nnUNetTrainer) with -p nnUNetPlans and
               -p nnUNetResEncUNetMPlans, with the schedule length, stop and iterations per epoch that
               ours recorded (its debug.json)
-4. check      the test images and every model's checkpoint (`swin-umamba check-inputs`)
-5. predict    the same test cases with each model's checkpoint_final.pth, --disable_tta
-6. score      every case of every model with `swin_umamba.evaluation` (--task)
+5. check      the test images and every model's checkpoint (`swin-umamba check-inputs`)
+6. predict    the same test cases with each model's checkpoint_final.pth, --disable_tta, and
+   score      every case of every model with `swin_umamba.evaluation` (--task)
 then per-case paired differences (ours - each baseline): mean, bootstrap 95 % interval, Wilcoxon
 p-value -> <out>/baselines.md, baselines.csv, baselines_per_case.csv and baselines_paired.png.
 
@@ -28,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from swin_umamba.commands.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
+from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
 
 REPORT_NAMES = {"markdown": "baselines.md", "summary": "baselines.csv", "per_case": "baselines_per_case.csv",
                 "plot": "baselines_paired.png"}
@@ -52,73 +53,57 @@ class TestSet:
     options: dict  # the "labels" task's labels, file ending and tolerance
 
 
-def _is_progress_line(line: str) -> bool:
-    return ": Epoch " in line or "Epoch time" in line or ": Mean Validation Dice" in line
+BASELINE_STEPS = 7  # compare_with_baselines: ResEnc M plans, two trainings, the check, three predictions
 
 
-def console_filter(verbose: bool):
-    """Lines of the nnU-Net output shown on the console: all with --verbose, else the epoch lines."""
-    if verbose:
-        return lambda line: line
-    return lambda line: f"      {line.rstrip()}" if _is_progress_line(line) else None
+def compare_with_baselines(steps, counter, ours, ours_checkpoint: Path, protocol, test: TestSet, out: Path,
+                           baseline_trainer: str, resamples: int, seed: int,
+                           ours_predictions: Path | None = None) -> str:
+    """Plan the ResEnc M preset, train the two baselines under `protocol`, predict and score all three
+    models, write the report.
 
-
-def check_before_predicting(steps, models: list, fold: str, images: Path) -> None:
-    """check-inputs for the test images against every model, and every model's checkpoint."""
-    from swin_umamba.comparison.protocol import CHECKPOINT
-    from swin_umamba.input_checks import check_images_folder, check_model_folder, format_problems
-
-    problems, checked = [], None
-    for model in models:
-        expected, found = check_model_folder(model.folder(steps.results, steps.dataset_name), [fold], CHECKPOINT)
-        problems += found
-        if expected is not None and checked is None:
-            found, _ = check_images_folder(images, expected)
-            problems += found
-            checked = expected
-    if problems:
-        raise CompareError(f"the inputs of the prediction are not usable:\n{format_problems(problems)}")
-
-
-def compare_with_baselines(steps, ours, ours_checkpoint: Path, protocol, test: TestSet, out: Path,
-                           baseline_trainer: str, resamples: int, seed: int, step_number: int = 1,
-                           step_total: int = 1) -> str:
-    """Train the two baselines under `protocol`, predict and score all three models, write the report.
-
-    `ours` is the trained Swin-UMamba model (its checkpoint `ours_checkpoint`). Returns the Markdown."""
-    from swin_umamba.comparison.protocol import baseline_models
+    `ours` is the trained Swin-UMamba model (its checkpoint `ours_checkpoint`; its test predictions are
+    made unless `ours_predictions` holds them already); `counter` (a StepCounter) numbers the
+    BASELINE_STEPS steps. Returns the Markdown."""
+    from swin_umamba.comparison.protocol import RESENC_PLANNER, RESENC_PLANS, baseline_models
     from swin_umamba.comparison.steps import per_case_values
     from swin_umamba.evaluation.paired import compare_paired
     from swin_umamba.evaluation.paired_report import write_report
+    from swin_umamba.input_checks import check_prediction_inputs, format_problems
 
     baselines = baseline_models(baseline_trainer)
-    say = steps.say
-
-    def step(text: str) -> None:
-        nonlocal step_number
-        say(f"[{step_number}/{step_total}] {text}")
-        step_number += 1
-
+    counter.begin(f"plan the residual-encoder preset: {RESENC_PLANNER} -> {RESENC_PLANS}, {protocol.configuration}")
+    if not steps.plan_resenc():
+        counter.note(f"skipped: {RESENC_PLANS} and its preprocessed {protocol.configuration} data exist")
     checkpoints = {ours.label: ours_checkpoint}
     for model in baselines:
-        step(f"train {model.label} ({model.trainer}, {model.plans}): {protocol.describe()}")
+        counter.begin(f"train {model.label} ({model.trainer}, {model.plans}): {protocol.describe()}")
         checkpoints[model.label], trained = steps.train(model, protocol.fold, protocol.stop_after,
                                                         protocol.baseline_environment(), f"train_{model.slug}")
         if not trained:
-            say(f"      skipped: {checkpoints[model.label]} exists")
+            counter.note(f"skipped: {checkpoints[model.label]} exists")
 
     models = [ours, *baselines]
-    step(f"check the test images ({test.images}) and the checkpoints")
-    check_before_predicting(steps, models, protocol.fold, test.images)
-    say(f"      {len(test.cases)} case(s), {len(models)} model(s): fine")
+    counter.begin(f"check the test images ({test.images}) and the checkpoints")
+    problems = []
+    for model in models:
+        problems += check_prediction_inputs(test.images, model.folder(steps.results, steps.dataset_name),
+                                            [protocol.fold], checkpoints[model.label].name)[0]
+    if problems:
+        raise CompareError(f"the inputs of the predictions are not usable:\n{format_problems(problems)}")
+    counter.note(f"{len(test.cases)} case(s), {len(models)} model(s): fine")
 
     values = {}
     for model in models:
-        step(f"predict and score {model.label}: {len(test.cases)} case(s), {checkpoints[model.label].name}, no TTA")
+        counter.begin(f"predict and score {model.label}: {len(test.cases)} case(s), {checkpoints[model.label].name}, "
+                      "no TTA")
         predictions = out / "predictions" / model.slug
-        if not steps.predict(model, protocol, checkpoints[model.label], test.images, predictions, test.file_ending,
-                             test.cases, f"predict_{model.slug}"):
-            say(f"      prediction skipped: {predictions} holds this checkpoint's predictions")
+        if model is ours and ours_predictions is not None:
+            predictions = ours_predictions
+            counter.note(f"predictions of this run: {predictions}")
+        elif not steps.predict(model, protocol, checkpoints[model.label], test.images, predictions, test.file_ending,
+                               test.cases, f"predict_{model.slug}"):
+            counter.note(f"prediction skipped: {predictions} holds this checkpoint's predictions")
         values[model.label], _ = per_case_values(test.task, test.labels, predictions, test.mode, **test.options)
 
     metrics = list(values[ours.label])
@@ -134,8 +119,17 @@ def compare_with_baselines(steps, ours, ours_checkpoint: Path, protocol, test: T
                         comparisons, protocol_lines)
 
 
+def raw_dataset_name(raw: Path, dataset_id: int) -> str:
+    """The one DatasetXXX_Name folder of `dataset_id` in nnUNet_raw."""
+    matches = sorted(p.name for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir())
+    if len(matches) != 1:
+        found = ", ".join(matches) if matches else "none"
+        raise CompareError(f"need one Dataset{dataset_id:03d}_* folder in nnUNet_raw={raw}, found {found}")
+    return matches[0]
+
+
 def _test_set(args, raw_dataset: Path) -> TestSet:
-    from swin_umamba.commands.reproduce import case_ids
+    from swin_umamba.workflow.nnunet_outputs import case_ids
 
     dataset_json = json.loads((raw_dataset / "dataset.json").read_text())
     images = Path(args.test_images or raw_dataset / "imagesTs")
@@ -158,10 +152,10 @@ def _test_set(args, raw_dataset: Path) -> TestSet:
 
 def run_compare(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    from swin_umamba.commands.reproduce import ReproduceError, nnunet_folders, resolve_dataset_name
-    from swin_umamba.comparison.protocol import (DEFAULT_PLANS, RESENC_PLANS, Model, ProtocolError,
-                                                 protocol_of_trained_model)
+    from swin_umamba.reproduction.run import ReproduceError, nnunet_folders
+    from swin_umamba.comparison.protocol import DEFAULT_PLANS, Model, ProtocolError, protocol_of_trained_model
     from swin_umamba.comparison.steps import NnUNetSteps, StepError
+    from swin_umamba.workflow.progress import StepCounter
 
     try:
         if args.stop_after is not None and args.stop_after < 1:
@@ -169,31 +163,30 @@ def run_compare(args: argparse.Namespace) -> int:
         if args.resamples < 1:
             raise CompareError("--resamples must be at least 1")
         raw, pre, res = nnunet_folders()
-        dataset_name = resolve_dataset_name(raw, args.dataset)
+        dataset_name = raw_dataset_name(raw, args.dataset)
         test = _test_set(args, raw / dataset_name)
     except (CompareError, ReproduceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or res / dataset_name / f"compare__{args.trainer}__2d__fold_{args.fold}")
     steps = NnUNetSteps(args.dataset, dataset_name, raw, pre, res, out / "logs", args.device, args.num_processes,
-                        console_filter(args.verbose))
+                        args.verbose)
     ours = Model("Swin-UMamba", args.trainer, DEFAULT_PLANS)
-    total = 8
+    counter = StepCounter(2 + BASELINE_STEPS)
     print(f"Comparing {args.trainer} with nnU-Net's default and ResEnc M baselines on {dataset_name}, fold "
           f"{args.fold}; output: {out}", flush=True)
     try:
-        print(f"[1/{total}] plan: {DEFAULT_PLANS} and {RESENC_PLANS} for 2d", flush=True)
-        for ran, what in ((steps.plan_default(), DEFAULT_PLANS), (steps.plan_resenc(), RESENC_PLANS)):
-            if not ran:
-                print(f"      skipped: {what} and its preprocessed 2d data exist", flush=True)
+        counter.begin(f"plan: {DEFAULT_PLANS}, 2d")
+        if not steps.plan_default():
+            counter.note(f"skipped: {DEFAULT_PLANS} and its preprocessed 2d data exist")
         stop = f", {args.stop_after} epochs of its schedule" if args.stop_after else ""
-        print(f"[2/{total}] train {ours.label} ({args.trainer}{stop})", flush=True)
+        counter.begin(f"train {ours.label} ({args.trainer}{stop})")
         checkpoint, trained = steps.train(ours, args.fold, args.stop_after, {}, "train_ours")
         if not trained:
-            print(f"      skipped: {checkpoint} exists", flush=True)
+            counter.note(f"skipped: {checkpoint} exists")
         protocol = protocol_of_trained_model(checkpoint.parent, args.dataset, args.fold)
-        markdown = compare_with_baselines(steps, ours, checkpoint, protocol, test, out, args.baseline_trainer,
-                                          args.resamples, args.seed, step_number=3, step_total=total)
+        markdown = compare_with_baselines(steps, counter, ours, checkpoint, protocol, test, out,
+                                          args.baseline_trainer, args.resamples, args.seed)
     except CommandFailed as exc:
         print(f"\nerror: {exc}\n--- last lines of {exc.log} ---\n{log_tail(exc.log, 40, exc.offset)}\n---\n"
               "Fix the cause and run the same command again: finished steps are skipped.", file=sys.stderr)

@@ -29,15 +29,18 @@ import sys
 import time
 from pathlib import Path
 
+from swin_umamba.commands.compare import BASELINE_STEPS, REPORT_NAMES, CompareError
+from swin_umamba.comparison.protocol import BASELINE_TRAINER, ProtocolError
+from swin_umamba.comparison.steps import StepError
 from swin_umamba.fileio import sha256_of
 from swin_umamba.network_registry import BY_ALIAS
-from swin_umamba.reproduction.recipes import PUBLISHED_NAME, RECIPES, SCHEDULE_EPOCHS, TRAINERS
+from swin_umamba.reproduction.recipes import FOLD, PLANS, PUBLISHED_NAME, RECIPES, SCHEDULE_EPOCHS, TRAINERS
 from swin_umamba.reproduction.report import our_summary, write_comparison
 from swin_umamba.reproduction.run import (ReproduceError, Run, cases_to_predict, new_run, remember_trainer,
                                           trainer_facts)
 from swin_umamba.reproduction.steps import (STEPS, StepFailed, dry_run_lines, step_evaluate, step_plan, step_predict,
                                             step_train)
-from swin_umamba.workflow.nnunet_runner import CommandError, format_seconds, log_tail
+from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
 from swin_umamba.workflow.progress import StepCounter
 
 
@@ -64,6 +67,27 @@ def check_run(run: Run, args: argparse.Namespace) -> tuple[bool, list[str], str]
     return needs_imagenet, cases, file_ending
 
 
+def compare_run_with_baselines(run: Run, counter: StepCounter, checkpoint: Path, cases: list[str], file_ending: str,
+                               baseline_trainer: str) -> str:
+    """--baselines: nnU-Net's default and ResEnc M baselines trained like this run (swin-umamba compare)."""
+    import dataclasses
+
+    from swin_umamba.commands.compare import TestSet, compare_with_baselines
+    from swin_umamba.comparison.protocol import Model, protocol_of_trained_model
+    from swin_umamba.comparison.steps import NnUNetSteps
+    from swin_umamba.evaluation.paired import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+
+    steps = NnUNetSteps(run.recipe.dataset_id, run.dataset_name, run.raw, run.preprocessed, run.results, run.logs,
+                        run.device, run.num_processes, run.verbose)
+    # the schedule and iterations as our trainer recorded them, the stop of this run's evaluated checkpoint
+    protocol = dataclasses.replace(protocol_of_trained_model(run.model_folder, run.recipe.dataset_id, FOLD),
+                                   stop_after=run.stop_after)
+    ours = Model(PUBLISHED_NAME[run.network], run.trainer, PLANS)
+    test = TestSet(run.test_images, run.test_labels, file_ending, cases, run.recipe.task, "paper", {})
+    return compare_with_baselines(steps, counter, ours, checkpoint, protocol, test, run.out, baseline_trainer,
+                                  BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, ours_predictions=run.predictions)
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
@@ -81,11 +105,15 @@ def run_reproduce(args: argparse.Namespace) -> int:
     print(f"output: {run.out}")
     if args.dry_run:
         print("\n".join(dry_run_lines(run, cases, redo)))
+        if args.baselines:
+            print(f"baselines: {args.baseline_trainer} with -p nnUNetPlans and -p nnUNetResEncUNetMPlans "
+                  f"(nnUNetv2_plan_experiment -pl nnUNetPlannerResEncM), {FOLD}, stopped after {run.stop_after} "
+                  f"epochs like {run.trainer}, --disable_tta, paired per case (swin-umamba compare)")
         return 0
 
     run.out.mkdir(parents=True, exist_ok=True)
     remember_trainer(run, run.network, needs_imagenet)
-    steps = StepCounter(run.step_count)
+    steps = StepCounter(run.step_count + (BASELINE_STEPS if args.baselines else 0))
     try:
         step_plan(run, steps, redo["plan"])
         checkpoint = step_train(run, steps, redo["train"])
@@ -95,13 +123,20 @@ def run_reproduce(args: argparse.Namespace) -> int:
         step_predict(run, steps, checkpoint, stamp, state, redo["predict"], cases, file_ending)
         step_evaluate(run, steps, stamp, state, redo["evaluate"])
         table = write_comparison(run, our_summary(run), checkpoint.name, len(cases))
+        if args.baselines:
+            table += "\n\n" + compare_run_with_baselines(run, steps, checkpoint, cases, file_ending,
+                                                         args.baseline_trainer)
     except StepFailed as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         print(f"--- last lines of {exc.log} ---\n{log_tail(exc.log)}\n---", file=sys.stderr)
         print("Fix the cause and run the same command again: finished steps are skipped and training resumes.",
               file=sys.stderr)
         return 1
-    except (ReproduceError, CommandError) as exc:
+    except CommandFailed as exc:  # a baseline's nnU-Net step
+        print(f"\nerror: {exc}\n--- last lines of {exc.log} ---\n{exc.tail()}\n---", file=sys.stderr)
+        print("Fix the cause and run the same command again: finished steps are skipped.", file=sys.stderr)
+        return 1
+    except (ReproduceError, CommandError, CompareError, StepError, ProtocolError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -111,6 +146,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     print(f"\n{table}\n")
     print(f"Table: {run.out / 'comparison.md'} and {run.out / 'comparison.csv'}; per-case metrics: "
           f"{run.metrics_csv}")
+    if args.baselines:
+        print("Baselines: " + ", ".join(str(run.out / name) for name in REPORT_NAMES.values()))
     print(f"Total time: {format_seconds(time.monotonic() - started)}")
     return 0
 
@@ -158,6 +195,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--restart-from", choices=STEPS, default=None,
                    help="redo this step and all after it instead of reusing earlier results (train: removes the "
                         "run's checkpoints and trains from the start)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also train nnU-Net's default trainer and its ResEnc M preset under this run's protocol (same "
+                        "data, fold, schedule, stop, iterations, no TTA) and report per-case paired differences "
+                        "(as swin-umamba compare): <out>/baselines.md, .csv, _per_case.csv, _paired.png")
+    p.add_argument("--baseline-trainer", default=BASELINE_TRAINER,
+                   help="trainer of both baselines with --baselines (default: %(default)s, nnU-Net's nnUNetTrainer "
+                        "run as long as ours)")
     p.add_argument("--dry-run", action="store_true", help="print the commands and what would be skipped; run nothing")
     p.add_argument("--verbose", action="store_true", help="echo the nnU-Net output (it always goes to the logs)")
     p.set_defaults(func=run_reproduce)

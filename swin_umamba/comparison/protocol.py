@@ -12,14 +12,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from swin_umamba.commands.nnunet_runner import STOP_ENV_VAR
+from swin_umamba.input_checks import DEFAULT_CHECKPOINT
+from swin_umamba.reproduction.recipes import CONFIGURATION
+from swin_umamba.reproduction.recipes import PLANS as DEFAULT_PLANS
+from swin_umamba.workflow.nnunet_runner import STOP_ENV_VAR
 
-CONFIGURATION = "2d"
-DEFAULT_PLANS = "nnUNetPlans"
 RESENC_PLANNER = "nnUNetPlannerResEncM"  # nnUNetv2_plan_experiment -pl
 RESENC_PLANS = "nnUNetResEncUNetMPlans"  # the plans identifier it writes
 BASELINE_TRAINER = "nnUNetTrainerProtocol"  # swin_umamba/trainers/baseline.py
-CHECKPOINT = "checkpoint_final.pth"  # written right after the last (stopped) epoch
+CHECKPOINT = DEFAULT_CHECKPOINT  # checkpoint_final.pth: written right after the last (stopped) epoch
 
 
 class ProtocolError(RuntimeError):

@@ -1,21 +1,24 @@
 """nnU-Net's commands for one compared model: planning, training, prediction; and scoring per case.
 
 Every command is a child process (nnU-Net's own console programs, as a user would run them) whose
-output goes to a log file; `NnUNetSteps.show` picks the lines shown on the console. Each step is
+output goes to a log file; the console shows one line per training epoch (everything with `verbose`). Each step is
 skipped when its result is there: plans with their preprocessed data, a final checkpoint of the
 protocol's epoch, predictions stamped with the checkpoint's SHA-256.
 """
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from swin_umamba.commands.nnunet_runner import STOP_ENV_VAR, nnunet_environment, nnunet_tool, run_logged
-from swin_umamba.comparison.protocol import (CHECKPOINT, CONFIGURATION, RESENC_PLANNER, RESENC_PLANS, Model,
-                                             Protocol)
+from swin_umamba.comparison.protocol import (CHECKPOINT, CONFIGURATION, DEFAULT_PLANS, RESENC_PLANNER, RESENC_PLANS,
+                                             Model, Protocol)
+from swin_umamba.fileio import sha256_of, write_text_atomic
+from swin_umamba.workflow.nnunet_outputs import checkpoint_epoch, plans_ready
+from swin_umamba.workflow.nnunet_runner import STOP_ENV_VAR, nnunet_environment, nnunet_tool, run_logged
+from swin_umamba.workflow.progress import NOTE_INDENT, StepCounter, TrainingProgress
 
 PREDICTION_STAMP = ".prediction.json"  # in each predictions folder: which checkpoint made it
 
@@ -24,31 +27,9 @@ class StepError(RuntimeError):
     """A step ended without its result; the message says where to look."""
 
 
-def checkpoint_epoch(path: Path) -> int | None:
-    """Epochs trained when nnU-Net wrote `path` (its 'current_epoch'); None if it cannot be read."""
-    import torch
-
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["current_epoch"])
-    except Exception:  # a truncated or foreign file: no usable checkpoint
-        return None
-
-
-def plans_ready(preprocessed_dataset: Path, plans: str, expected_cases: int,
-                configuration: str = CONFIGURATION) -> bool:
-    """The plans file exists and every training case is preprocessed for `configuration`."""
-    try:
-        record = json.loads((Path(preprocessed_dataset) / f"{plans}.json").read_text())
-        identifier = record["configurations"][configuration]["data_identifier"]
-    except (OSError, ValueError, KeyError):
-        return False
-    data = Path(preprocessed_dataset) / identifier
-    return data.is_dir() and len(list(data.glob("*.pkl"))) >= expected_cases
-
-
 @dataclass
 class NnUNetSteps:
-    """Where a comparison runs: nnU-Net's folders (from the environment), device, logs, console lines."""
+    """Where a comparison runs: nnU-Net's folders (from the environment), device, logs."""
 
     dataset_id: int
     dataset_name: str
@@ -58,14 +39,16 @@ class NnUNetSteps:
     logs: Path
     device: str = "cuda"
     num_processes: int | None = None
-    show: Callable[[str], str | None] | None = None
-    say: Callable[[str], None] = print
+    verbose: bool = False
 
     def run(self, log_name: str, command: list[str], **environment: str | None) -> float:
         log = self.logs / f"{log_name}.log"
-        self.say(f"      $ {' '.join(Path(command[0]).name if i == 0 else c for i, c in enumerate(command))}")
-        self.say(f"      log: {log}")
-        return run_logged(command, nnunet_environment(**environment), log, show=self.show)
+        StepCounter.note(f"$ {shlex.join([Path(command[0]).name, *command[1:]])}")
+        StepCounter.note(f"log: {log}")
+        epochs = environment.get(STOP_ENV_VAR)
+        show = (lambda line: line) if self.verbose else TrainingProgress(int(epochs) if epochs else None,
+                                                                         indent=NOTE_INDENT)
+        return run_logged(command, nnunet_environment(**environment), log, show=show)
 
     @property
     def training_cases(self) -> int:
@@ -80,9 +63,7 @@ class NnUNetSteps:
     # planning ----------------------------------------------------------------------------------------------
     def plan_default(self) -> bool:
         """nnUNetv2_plan_and_preprocess for 2d; False when the plans and data were there already."""
-        from swin_umamba.comparison.protocol import DEFAULT_PLANS
-
-        if plans_ready(self.preprocessed / self.dataset_name, DEFAULT_PLANS, self.training_cases):
+        if plans_ready(self.preprocessed / self.dataset_name, DEFAULT_PLANS, self.training_cases, CONFIGURATION):
             return False
         self.run("plan_default", [nnunet_tool("nnUNetv2_plan_and_preprocess"), "-d", str(self.dataset_id),
                                   "-c", CONFIGURATION, "--verify_dataset_integrity", *self._workers()])
@@ -91,7 +72,7 @@ class NnUNetSteps:
     def plan_resenc(self) -> bool:
         """nnU-Net's residual-encoder M preset: nnUNetv2_plan_experiment -pl nnUNetPlannerResEncM on the
         existing fingerprint, then nnUNetv2_preprocess of its 2d configuration."""
-        if plans_ready(self.preprocessed / self.dataset_name, RESENC_PLANS, self.training_cases):
+        if plans_ready(self.preprocessed / self.dataset_name, RESENC_PLANS, self.training_cases, CONFIGURATION):
             return False
         self.run("plan_resenc", [nnunet_tool("nnUNetv2_plan_experiment"), "-d", str(self.dataset_id),
                                  "-pl", RESENC_PLANNER])
@@ -141,8 +122,6 @@ class NnUNetSteps:
                 file_ending: str, cases: list[str], log_name: str) -> bool:
         """nnUNetv2_predict of `cases` with the model's checkpoint, no TTA; False when the predictions of this
         very checkpoint (same SHA-256) are complete in `out` already."""
-        from swin_umamba.preprocessing.common import sha256_of
-
         stamp = {"checkpoint": str(Path(checkpoint).resolve()), "sha256": sha256_of(checkpoint),
                  "images": str(Path(images).resolve())}
         stamp_file = out / PREDICTION_STAMP
@@ -164,8 +143,6 @@ class NnUNetSteps:
         if missing:
             raise StepError(f"nnUNetv2_predict wrote no prediction for {', '.join(missing)} in {out}; "
                             f"see {self.logs / (log_name + '.log')}")
-        from swin_umamba.evaluation.files import write_text_atomic
-
         write_text_atomic(stamp_file, json.dumps(stamp, indent=2) + "\n")
         return True
 

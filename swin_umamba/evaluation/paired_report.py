@@ -11,12 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .files import write_text_atomic
+from swin_umamba.fileio import atomic_target, write_text_atomic
+
 from .paired import CONFIDENCE, PairedComparison
 
 SUMMARY_COLUMNS = ("model", "metric", "cases", "mean", "mean_difference", "ci_low", "ci_high", "p_value", "note")
@@ -132,7 +131,7 @@ def markdown_report(title: str, ours: str, rows: Sequence[dict], comparisons: Se
 
 def write_paired_plot(path: Path, comparisons: Sequence[PairedComparison]) -> None:
     """One panel per (metric, baseline): each case's baseline value (left) and ours (right), joined by a
-    line; the means as black bars. Written through a temporary file (Agg backend, no display needed)."""
+    line; the means as black bars. Written atomically (Agg backend, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,17 +166,11 @@ def write_paired_plot(path: Path, comparisons: Sequence[PairedComparison]) -> No
             ax.grid(axis="y", alpha=0.3)
     fig.suptitle("per case, paired (green: ours higher, red: lower; bars: means)", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_report(out: Path, names: Mapping[str, str], title: str, ours: str, models: Sequence[str],
