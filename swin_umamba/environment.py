@@ -10,6 +10,10 @@ STOP_AFTER_EPOCHS_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"  # end training early in
 DEMO_EPOCHS_VAR = "SWIN_UMAMBA_DEMO_EPOCHS"  # the demo trainer's epochs
 DEMO_ITERATIONS_VAR = "SWIN_UMAMBA_DEMO_ITERATIONS"  # and steps per epoch
 MAX_NONFINITE_ITERATIONS_VAR = "SWIN_UMAMBA_MAX_NONFINITE_ITERATIONS"  # non-finite losses in a row that stop training
+# the run length of the baselines' trainer (nnUNetTrainerProtocol), set by `swin-umamba compare`
+SCHEDULE_EPOCHS_VAR = "SWIN_UMAMBA_SCHEDULE_EPOCHS"  # epochs the learning-rate schedule spans
+ITERATIONS_PER_EPOCH_VAR = "SWIN_UMAMBA_ITERATIONS_PER_EPOCH"  # training iterations per epoch
+VAL_ITERATIONS_PER_EPOCH_VAR = "SWIN_UMAMBA_VAL_ITERATIONS_PER_EPOCH"  # validation iterations per epoch
 
 # nnU-Net's folders, each with what it holds
 NNUNET_RAW_VAR = "nnUNet_raw"

@@ -304,7 +304,8 @@ def check_checkpoint(path: Path) -> list[Problem]:
                 raise
             checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # a pre-zip torch file
     except Exception as exc:  # torch raises several types for a damaged file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's own text goes on with advice about the file it does not name: its first sentence suffices
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0].rstrip(".")
         return [Problem(path, f"cannot be loaded with torch ({reason}): the file is truncated or not a checkpoint",
                         fix)]
     if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:

@@ -77,7 +77,9 @@ def test_plans_for_the_same_network_or_nnunets_own_are_accepted(class_path):
 def test_every_registered_trainer_builds_its_registered_network():
     import swin_umamba.trainers as trainers
 
-    assert set(TRAINER_NAMES) == {name for name in trainers.__all__ if name.startswith("nnUNetTrainer")}
+    from swin_umamba.comparison.protocol import BASELINE_TRAINER  # nnU-Net's own network, for the baselines
+
+    assert set(TRAINER_NAMES) | {BASELINE_TRAINER} == {n for n in trainers.__all__ if n.startswith("nnUNetTrainer")}
     for name in TRAINER_NAMES:
         assert getattr(trainers, name).network_class is network_of_trainer(name).network_class(), name
     assert {n.network_class() for n in NETWORKS.values()} == {SwinUMamba, SwinUMambaD}

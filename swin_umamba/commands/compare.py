@@ -129,17 +129,20 @@ def raw_dataset_name(raw: Path, dataset_id: int) -> str:
 
 
 def _test_set(args, raw_dataset: Path) -> TestSet:
+    from swin_umamba.nnunet_layout import image_file
     from swin_umamba.workflow.nnunet_outputs import case_ids
 
-    dataset_json = json.loads((raw_dataset / "dataset.json").read_text())
-    images = Path(args.test_images or raw_dataset / "imagesTs")
-    labels = Path(args.test_labels or raw_dataset / "labelsTs")
+    from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, LABELS_TS
+
+    dataset_json = json.loads((raw_dataset / DATASET_JSON).read_text())
+    images = Path(args.test_images or raw_dataset / IMAGES_TS)
+    labels = Path(args.test_labels or raw_dataset / LABELS_TS)
     for folder, option in ((images, "--test-images"), (labels, "--test-labels")):
         if not folder.is_dir() or not any(folder.iterdir()):
             raise CompareError(f"{folder} is missing or empty; pass {option} DIR")
     cases = case_ids(images, dataset_json["file_ending"])
     if not cases:
-        raise CompareError(f"no test image named <case>_0000{dataset_json['file_ending']} in {images}")
+        raise CompareError(f"no test image named {image_file('<case>', dataset_json['file_ending'])} in {images}")
     task = args.task or PAPER_TASKS.get(args.dataset, "labels")
     options = {}
     if task == "labels":

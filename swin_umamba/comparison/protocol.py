@@ -12,15 +12,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from swin_umamba.input_checks import DEFAULT_CHECKPOINT
+from swin_umamba.environment import (ITERATIONS_PER_EPOCH_VAR, SCHEDULE_EPOCHS_VAR, STOP_AFTER_EPOCHS_VAR,
+                                     VAL_ITERATIONS_PER_EPOCH_VAR)
+from swin_umamba.nnunet_layout import CHECKPOINT_FINAL, DEFAULT_PLANS, model_folder
 from swin_umamba.reproduction.recipes import CONFIGURATION
-from swin_umamba.reproduction.recipes import PLANS as DEFAULT_PLANS
-from swin_umamba.workflow.nnunet_runner import STOP_ENV_VAR
 
 RESENC_PLANNER = "nnUNetPlannerResEncM"  # nnUNetv2_plan_experiment -pl
 RESENC_PLANS = "nnUNetResEncUNetMPlans"  # the plans identifier it writes
 BASELINE_TRAINER = "nnUNetTrainerProtocol"  # swin_umamba/trainers/baseline.py
-CHECKPOINT = DEFAULT_CHECKPOINT  # checkpoint_final.pth: written right after the last (stopped) epoch
+CHECKPOINT = CHECKPOINT_FINAL  # written right after the last (stopped) epoch
 
 
 class ProtocolError(RuntimeError):
@@ -36,7 +36,7 @@ class Model:
     plans: str
 
     def folder(self, results: Path, dataset_name: str, configuration: str = CONFIGURATION) -> Path:
-        return Path(results) / dataset_name / f"{self.trainer}__{self.plans}__{configuration}"
+        return model_folder(results, dataset_name, self.trainer, self.plans, configuration)
 
     @property
     def slug(self) -> str:
@@ -60,13 +60,10 @@ class Protocol:
     configuration: str = CONFIGURATION
 
     def baseline_environment(self) -> dict[str, str]:
-        """What nnUNetTrainerProtocol reads to run this long (its module imports torch and nnU-Net: lazily)."""
-        from swin_umamba.trainers.baseline import (ITERATIONS_ENV_VAR, SCHEDULE_EPOCHS_ENV_VAR,
-                                                   VAL_ITERATIONS_ENV_VAR)
-
-        return {SCHEDULE_EPOCHS_ENV_VAR: str(self.schedule_epochs), STOP_ENV_VAR: str(self.stop_after),
-                ITERATIONS_ENV_VAR: str(self.iterations_per_epoch),
-                VAL_ITERATIONS_ENV_VAR: str(self.val_iterations_per_epoch)}
+        """What nnUNetTrainerProtocol reads to run this long."""
+        return {SCHEDULE_EPOCHS_VAR: str(self.schedule_epochs), STOP_AFTER_EPOCHS_VAR: str(self.stop_after),
+                ITERATIONS_PER_EPOCH_VAR: str(self.iterations_per_epoch),
+                VAL_ITERATIONS_PER_EPOCH_VAR: str(self.val_iterations_per_epoch)}
 
     def describe(self) -> str:
         stop = (f"stopped after {self.stop_after} of {self.schedule_epochs} epochs of the schedule"

@@ -16,6 +16,7 @@ from pathlib import Path
 from swin_umamba.comparison.protocol import (CHECKPOINT, CONFIGURATION, DEFAULT_PLANS, RESENC_PLANNER, RESENC_PLANS,
                                              Model, Protocol)
 from swin_umamba.fileio import sha256_of, write_text_atomic
+from swin_umamba.nnunet_layout import CHECKPOINT_LATEST, DATASET_JSON, fold_folder
 from swin_umamba.workflow.nnunet_outputs import checkpoint_epoch, plans_ready
 from swin_umamba.workflow.nnunet_runner import STOP_ENV_VAR, nnunet_environment, nnunet_tool, run_logged
 from swin_umamba.workflow.progress import NOTE_INDENT, StepCounter, TrainingProgress
@@ -52,7 +53,7 @@ class NnUNetSteps:
 
     @property
     def training_cases(self) -> int:
-        return int(json.loads((self.raw / self.dataset_name / "dataset.json").read_text())["numTraining"])
+        return int(json.loads((self.raw / self.dataset_name / DATASET_JSON).read_text())["numTraining"])
 
     def _workers(self) -> list[str]:
         if self.num_processes is None:
@@ -83,7 +84,7 @@ class NnUNetSteps:
 
     # training ----------------------------------------------------------------------------------------------
     def fold_folder(self, model: Model, fold: str) -> Path:
-        return model.folder(self.results, self.dataset_name) / f"fold_{fold}"
+        return fold_folder(model.folder(self.results, self.dataset_name), fold)
 
     def trained(self, model: Model, fold: str, epochs: int | None) -> Path | None:
         """The final checkpoint if the model finished training (after `epochs` epochs, when given)."""
@@ -105,7 +106,7 @@ class NnUNetSteps:
             if epochs is not None and epochs > stop_after:
                 raise StepError(f"{folder / CHECKPOINT} is from epoch {epochs}, past the protocol's {stop_after}: "
                                 f"move {folder} away to train it again under this protocol")
-        resume = any((folder / name).is_file() for name in ("checkpoint_latest.pth", CHECKPOINT))
+        resume = any((folder / name).is_file() for name in (CHECKPOINT_LATEST, CHECKPOINT))
         command = [nnunet_tool("nnUNetv2_train"), str(self.dataset_id), CONFIGURATION, fold, "-tr", model.trainer,
                    "-p", model.plans, "-device", self.device] + (["--c"] if resume else [])
         stop = {STOP_ENV_VAR: str(stop_after)} if stop_after is not None else {}

@@ -41,10 +41,11 @@ def check_inputs(workdir: Path, raw: Path, fold: str) -> int:
     """The test images and the trained fold's final checkpoint, as `swin-umamba check-inputs` checks them;
     DemoError naming every bad file. Returns the number of cases."""
     from swin_umamba.input_checks import check_prediction_inputs, format_problems
-    from swin_umamba.reproduction.recipes import PLANS
+    from swin_umamba.environment import NNUNET_RESULTS_VAR
+    from swin_umamba.nnunet_layout import DEFAULT_PLANS, model_folder
 
-    model = workdir / NNUNET_FOLDERS[2] / DATASET_NAME / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
-    problems, cases = check_prediction_inputs(raw / "imagesTs", model, [str(fold)])
+    model = model_folder(workdir / NNUNET_RESULTS_VAR, DATASET_NAME, TRAINER, DEFAULT_PLANS, CONFIGURATION)
+    problems, cases = check_prediction_inputs(raw / IMAGES_TS, model, [str(fold)])
     if problems:
         raise DemoError(f"the inputs of the prediction are not usable:\n{format_problems(problems)}")
     return cases

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS
 from swin_umamba.fileio import write_text_atomic
-from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, LABELS_TS, fold_folder, image_file, model_folder
+from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, LABELS_TS, fold_folder, model_folder
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, RECIPES, TRAINERS, Recipe
 from swin_umamba.workflow.nnunet_outputs import case_ids
 from swin_umamba.workflow.nnunet_runner import nnunet_environment

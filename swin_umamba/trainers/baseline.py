@@ -18,11 +18,9 @@ from __future__ import annotations
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from swin_umamba.trainers.base import STOP_ENV_VAR, positive_int_from_env, stop_after_epochs
-
-SCHEDULE_EPOCHS_ENV_VAR = "SWIN_UMAMBA_SCHEDULE_EPOCHS"
-ITERATIONS_ENV_VAR = "SWIN_UMAMBA_ITERATIONS_PER_EPOCH"
-VAL_ITERATIONS_ENV_VAR = "SWIN_UMAMBA_VAL_ITERATIONS_PER_EPOCH"
+from swin_umamba.environment import (ITERATIONS_PER_EPOCH_VAR, SCHEDULE_EPOCHS_VAR, STOP_AFTER_EPOCHS_VAR,
+                                     VAL_ITERATIONS_PER_EPOCH_VAR)
+from swin_umamba.trainers.base import positive_int_from_env, stop_after_epochs
 
 
 class nnUNetTrainerProtocol(nnUNetTrainer):
@@ -32,9 +30,9 @@ class nnUNetTrainerProtocol(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = positive_int_from_env(SCHEDULE_EPOCHS_ENV_VAR, self.num_epochs)
-        self.num_iterations_per_epoch = positive_int_from_env(ITERATIONS_ENV_VAR, self.num_iterations_per_epoch)
-        self.num_val_iterations_per_epoch = positive_int_from_env(VAL_ITERATIONS_ENV_VAR,
+        self.num_epochs = positive_int_from_env(SCHEDULE_EPOCHS_VAR, self.num_epochs)
+        self.num_iterations_per_epoch = positive_int_from_env(ITERATIONS_PER_EPOCH_VAR, self.num_iterations_per_epoch)
+        self.num_val_iterations_per_epoch = positive_int_from_env(VAL_ITERATIONS_PER_EPOCH_VAR,
                                                                   self.num_val_iterations_per_epoch)
         self.schedule_epochs = self.num_epochs
 
@@ -44,5 +42,5 @@ class nnUNetTrainerProtocol(nnUNetTrainer):
         stop = stop_after_epochs()
         if stop is not None and stop < self.schedule_epochs:
             self.num_epochs = stop
-            self.print_to_log_file(f"{STOP_ENV_VAR}={stop}: stopping after epoch {stop - 1} of a "
+            self.print_to_log_file(f"{STOP_AFTER_EPOCHS_VAR}={stop}: stopping after epoch {stop - 1} of a "
                                    f"{self.schedule_epochs}-epoch poly schedule")

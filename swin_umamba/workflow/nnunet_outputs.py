@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from swin_umamba.nnunet_layout import image_file
+
 
 def plans_ready(preprocessed_dataset: Path, plans: str, expected_cases: int, configuration: str) -> bool:
     """The plans file `plans`.json exists and `expected_cases` training cases are preprocessed for
@@ -19,7 +21,7 @@ def plans_ready(preprocessed_dataset: Path, plans: str, expected_cases: int, con
 
 def case_ids(images: Path, file_ending: str) -> list[str]:
     """Case ids of a folder of nnU-Net images (<case>_0000<ending>, ...), sorted."""
-    tail = "_0000" + file_ending
+    tail = image_file("", file_ending)
     return sorted(p.name[: -len(tail)] for p in Path(images).iterdir() if p.is_file() and p.name.endswith(tail))
 
 
