@@ -42,6 +42,8 @@ class Network:
 
 
 DEMO_TRAINER = "nnUNetTrainerSwinUMambaDemo"  # `swin-umamba demo`'s short CPU run
+# not a Swin-UMamba network: nnU-Net's nnUNetTrainer run as long as ours, for `swin-umamba compare`
+BASELINE_TRAINER = "nnUNetTrainerProtocol"
 SWIN_UMAMBA = Network("swinumamba", "plain", "SwinUMamba", "Swin-UMamba",
                       ("nnUNetTrainerSwinUMamba", "nnUNetTrainerSwinUMambaScratch"), "nnUNetPlansSwinUMamba")
 SWIN_UMAMBA_D = Network("swinumambaD", "dagger", "SwinUMambaD", "Swin-UMamba†",

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from swin_umamba.commands.compare import REPORT_NAMES
+from swin_umamba.comparison.baselines import REPORT_NAMES
 from swin_umamba.demo.layout import DATASET_NAME, dataset_source
 from swin_umamba.comparison.steps import per_case_values
 from swin_umamba.evaluation.dataset_labels import foreground_labels

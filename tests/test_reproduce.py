@@ -265,7 +265,7 @@ def test_a_damaged_test_image_stops_the_run_before_prediction(ws, first_run, tmp
 
 @pytest.mark.slow
 def test_baselines_are_trained_like_ours_and_compared_per_case(ws, first_run):
-    from swin_umamba.commands.compare import REPORT_NAMES
+    from swin_umamba.comparison.baselines import REPORT_NAMES
 
     proc = ws.reproduce("--baselines", "--baseline-trainer", "nnUNetTrainerProtocol_compare")
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"

@@ -77,7 +77,7 @@ def test_plans_for_the_same_network_or_nnunets_own_are_accepted(class_path):
 def test_every_registered_trainer_builds_its_registered_network():
     import swin_umamba.trainers as trainers
 
-    from swin_umamba.comparison.protocol import BASELINE_TRAINER  # nnU-Net's own network, for the baselines
+    from swin_umamba.network_registry import BASELINE_TRAINER  # nnU-Net's own network, for the baselines
 
     assert set(TRAINER_NAMES) | {BASELINE_TRAINER} == {n for n in trainers.__all__ if n.startswith("nnUNetTrainer")}
     for name in TRAINER_NAMES:

@@ -26,97 +26,20 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from swin_umamba.comparison.baselines import (BASELINE_STEPS, REPORT_NAMES, InputsNotUsable, TestSet,
+                                              compare_with_baselines)
+from swin_umamba.network_registry import SWIN_UMAMBA
+from swin_umamba.reproduction.recipes import FOLD, RECIPES
 from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
 
-REPORT_NAMES = {"markdown": "baselines.md", "summary": "baselines.csv", "per_case": "baselines_per_case.csv",
-                "plot": "baselines_paired.png"}
-DEFAULT_TRAINER = "nnUNetTrainerSwinUMamba"
-DEFAULT_FOLD = "all"
-PAPER_TASKS = {702: "abdomen", 703: "cells", 704: "endoscopy"}  # `swin-umamba evaluate --task` per dataset
+DEFAULT_TRAINER = SWIN_UMAMBA.trainer
+PAPER_TASKS = {dataset_id: recipe.task for dataset_id, recipe in RECIPES.items()}  # evaluate --task per dataset
 
 
 class CompareError(RuntimeError):
     """A problem found before or between the steps; the message says what to do."""
-
-
-@dataclass
-class TestSet:
-    images: Path
-    labels: Path
-    file_ending: str
-    cases: list[str]
-    task: str
-    mode: str
-    options: dict  # the "labels" task's labels, file ending and tolerance
-
-
-BASELINE_STEPS = 7  # compare_with_baselines: ResEnc M plans, two trainings, the check, three predictions
-
-
-def compare_with_baselines(steps, counter, ours, ours_checkpoint: Path, protocol, test: TestSet, out: Path,
-                           baseline_trainer: str, resamples: int, seed: int,
-                           ours_predictions: Path | None = None) -> str:
-    """Plan the ResEnc M preset, train the two baselines under `protocol`, predict and score all three
-    models, write the report.
-
-    `ours` is the trained Swin-UMamba model (its checkpoint `ours_checkpoint`; its test predictions are
-    made unless `ours_predictions` holds them already); `counter` (a StepCounter) numbers the
-    BASELINE_STEPS steps. Returns the Markdown."""
-    from swin_umamba.comparison.protocol import RESENC_PLANNER, RESENC_PLANS, baseline_models
-    from swin_umamba.comparison.steps import per_case_values
-    from swin_umamba.evaluation.paired import compare_paired
-    from swin_umamba.evaluation.paired_report import write_report
-    from swin_umamba.input_checks import check_prediction_inputs, format_problems
-
-    baselines = baseline_models(baseline_trainer)
-    counter.begin(f"plan the residual-encoder preset: {RESENC_PLANNER} -> {RESENC_PLANS}, {protocol.configuration}")
-    if not steps.plan_resenc():
-        counter.note(f"skipped: {RESENC_PLANS} and its preprocessed {protocol.configuration} data exist")
-    checkpoints = {ours.label: ours_checkpoint}
-    for model in baselines:
-        counter.begin(f"train {model.label} ({model.trainer}, {model.plans}): {protocol.describe()}")
-        checkpoints[model.label], trained = steps.train(model, protocol.fold, protocol.stop_after,
-                                                        protocol.baseline_environment(), f"train_{model.slug}")
-        if not trained:
-            counter.note(f"skipped: {checkpoints[model.label]} exists")
-
-    models = [ours, *baselines]
-    counter.begin(f"check the test images ({test.images}) and the checkpoints")
-    problems = []
-    for model in models:
-        problems += check_prediction_inputs(test.images, model.folder(steps.results, steps.dataset_name),
-                                            [protocol.fold], checkpoints[model.label].name)[0]
-    if problems:
-        raise CompareError(f"the inputs of the predictions are not usable:\n{format_problems(problems)}")
-    counter.note(f"{len(test.cases)} case(s), {len(models)} model(s): fine")
-
-    values = {}
-    for model in models:
-        counter.begin(f"predict and score {model.label}: {len(test.cases)} case(s), {checkpoints[model.label].name}, "
-                      "no TTA")
-        predictions = out / "predictions" / model.slug
-        if model is ours and ours_predictions is not None:
-            predictions = ours_predictions
-            counter.note(f"predictions of this run: {predictions}")
-        elif not steps.predict(model, protocol, checkpoints[model.label], test.images, predictions, test.file_ending,
-                               test.cases, f"predict_{model.slug}"):
-            counter.note(f"prediction skipped: {predictions} holds this checkpoint's predictions")
-        values[model.label], _ = per_case_values(test.task, test.labels, predictions, test.mode, **test.options)
-
-    metrics = list(values[ours.label])
-    comparisons = [compare_paired(metric, ours.label, values[ours.label][metric], model.label,
-                                  values[model.label][metric], resamples, seed)
-                   for metric in metrics for model in baselines]
-    protocol_lines = [f"Protocol: {protocol.describe()}.",
-                      *(f"- {m.label}: `{m.trainer}`, plans `{m.plans}`, {checkpoints[m.label]}" for m in models),
-                      f"Scored with `swin_umamba.evaluation`, task `{test.task}`, mode `{test.mode}`, against "
-                      f"{test.labels}."]
-    return write_report(out, REPORT_NAMES, f"Dataset {protocol.dataset_id}: {ours.label} against nnU-Net's "
-                        "baselines, paired per case", ours.label, [m.label for m in models], metrics, values,
-                        comparisons, protocol_lines)
 
 
 def raw_dataset_name(raw: Path, dataset_id: int) -> str:
@@ -194,7 +117,7 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"\nerror: {exc}\n--- last lines of {exc.log} ---\n{log_tail(exc.log, 40, exc.offset)}\n---\n"
               "Fix the cause and run the same command again: finished steps are skipped.", file=sys.stderr)
         return 1
-    except (CompareError, CommandError, StepError, ProtocolError) as exc:
+    except (CompareError, CommandError, StepError, ProtocolError, InputsNotUsable) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -226,7 +149,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("-d", "--dataset", type=int, required=True, help="dataset id (its raw folder DatasetXXX_Name)")
     p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER, help="our trainer (default: %(default)s)")
-    p.add_argument("-f", "--fold", default=DEFAULT_FOLD, choices=("0", "1", "2", "3", "4", "all"),
+    p.add_argument("-f", "--fold", default=FOLD, choices=("0", "1", "2", "3", "4", "all"),
                    help="fold trained by every model (default: %(default)s, as the paper's test-set runs)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="end our training after N epochs of its schedule (the paper: 100 for 702, 350 for 703, "

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from swin_umamba.commands.compare import BASELINE_STEPS, REPORT_NAMES, CompareError
+from swin_umamba.comparison.baselines import BASELINE_STEPS, REPORT_NAMES, InputsNotUsable
 from swin_umamba.comparison.protocol import BASELINE_TRAINER, ProtocolError
 from swin_umamba.comparison.steps import StepError
 from swin_umamba.fileio import sha256_of
@@ -72,7 +72,7 @@ def compare_run_with_baselines(run: Run, counter: StepCounter, checkpoint: Path,
     """--baselines: nnU-Net's default and ResEnc M baselines trained like this run (swin-umamba compare)."""
     import dataclasses
 
-    from swin_umamba.commands.compare import TestSet, compare_with_baselines
+    from swin_umamba.comparison.baselines import TestSet, compare_with_baselines
     from swin_umamba.comparison.protocol import Model, protocol_of_trained_model
     from swin_umamba.comparison.steps import NnUNetSteps
     from swin_umamba.evaluation.paired import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
@@ -136,7 +136,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print(f"\nerror: {exc}\n--- last lines of {exc.log} ---\n{exc.tail()}\n---", file=sys.stderr)
         print("Fix the cause and run the same command again: finished steps are skipped.", file=sys.stderr)
         return 1
-    except (ReproduceError, CommandError, CompareError, StepError, ProtocolError) as exc:
+    except (ReproduceError, CommandError, InputsNotUsable, StepError, ProtocolError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

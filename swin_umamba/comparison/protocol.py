@@ -14,12 +14,12 @@ from pathlib import Path
 
 from swin_umamba.environment import (ITERATIONS_PER_EPOCH_VAR, SCHEDULE_EPOCHS_VAR, STOP_AFTER_EPOCHS_VAR,
                                      VAL_ITERATIONS_PER_EPOCH_VAR)
+from swin_umamba.network_registry import BASELINE_TRAINER
 from swin_umamba.nnunet_layout import CHECKPOINT_FINAL, DEFAULT_PLANS, model_folder
 from swin_umamba.reproduction.recipes import CONFIGURATION
 
 RESENC_PLANNER = "nnUNetPlannerResEncM"  # nnUNetv2_plan_experiment -pl
 RESENC_PLANS = "nnUNetResEncUNetMPlans"  # the plans identifier it writes
-BASELINE_TRAINER = "nnUNetTrainerProtocol"  # swin_umamba/trainers/baseline.py
 CHECKPOINT = CHECKPOINT_FINAL  # written right after the last (stopped) epoch
 
 

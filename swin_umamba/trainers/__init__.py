@@ -10,7 +10,6 @@ from swin_umamba.trainers.variants import (
 from swin_umamba.trainers.demo import nnUNetTrainerSwinUMambaDemo
 from swin_umamba.trainers.baseline import nnUNetTrainerProtocol
 
-from swin_umamba.comparison.protocol import BASELINE_TRAINER  # nnU-Net's trainer, run as long as ours
-from swin_umamba.network_registry import TRAINER_NAMES
+from swin_umamba.network_registry import BASELINE_TRAINER, TRAINER_NAMES
 
 __all__ = [*TRAINER_NAMES, BASELINE_TRAINER, "SwinUMambaTrainerBase", "ConfigurationError", "TRAINER_NAMES"]
