@@ -20,7 +20,7 @@ from PIL import Image
 from swin_umamba.comparison.baselines import REPORT_NAMES
 from swin_umamba.demo.layout import DATASET_NAME, dataset_source
 from swin_umamba.comparison.steps import per_case_values
-from swin_umamba.evaluation.dataset_labels import foreground_labels
+from swin_umamba.evaluation.nnunet_dataset import rules_from_dataset_json
 from tests.nnunet_workspace import NnUNetWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,14 +89,13 @@ def test_summary_table_has_a_row_per_model_and_metric(run):
 
 
 def test_per_case_values_are_the_evaluation_packages(run):
-    dataset_json = json.loads((run.raw / DATASET_NAME / "dataset.json").read_text())
-    options = {"labels": foreground_labels(dataset_json), "file_ending": ".nii.gz", "tolerance": 2.0}
+    rules = rules_from_dataset_json(run.raw / DATASET_NAME / "dataset.json")
     rows = list(csv.DictReader(open(run.out / REPORT_NAMES["per_case"])))
     assert len(rows) == 2 * 4
     for model in MODELS:
         slug = "".join(c if c.isalnum() else "_" for c in model).strip("_")
-        values, _ = per_case_values("labels", run.raw / DATASET_NAME / "labelsTs",
-                                    run.out / "predictions" / slug, "paper", **options)
+        values, _ = per_case_values("nnunet", run.raw / DATASET_NAME / "labelsTs",
+                                    run.out / "predictions" / slug, "paper", rules)
         for row in rows:
             assert float(row[model]) == pytest.approx(values[row["metric"]][row["case"]], nan_ok=True)
     for row in rows:

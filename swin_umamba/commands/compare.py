@@ -66,14 +66,12 @@ def _test_set(args, raw_dataset: Path) -> TestSet:
     cases = case_ids(images, dataset_json["file_ending"])
     if not cases:
         raise CompareError(f"no test image named {image_file('<case>', dataset_json['file_ending'])} in {images}")
-    task = args.task or PAPER_TASKS.get(args.dataset, "labels")
-    options = {}
-    if task == "labels":
-        from swin_umamba.evaluation.dataset_labels import foreground_labels
+    from swin_umamba.evaluation.nnunet_dataset import rules_from_dataset_json
+    from swin_umamba.evaluation.runner import NNUNET_TASK
 
-        options = {"labels": foreground_labels(dataset_json), "file_ending": dataset_json["file_ending"],
-                   "tolerance": args.tolerance}
-    return TestSet(images, labels, dataset_json["file_ending"], cases, task, args.mode, options)
+    task = args.task or PAPER_TASKS.get(args.dataset, NNUNET_TASK)
+    rules = rules_from_dataset_json(raw_dataset / DATASET_JSON, args.tolerance) if task == NNUNET_TASK else None
+    return TestSet(images, labels, dataset_json["file_ending"], cases, task, args.mode, rules)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -131,7 +129,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from swin_umamba.comparison.protocol import BASELINE_TRAINER
-    from swin_umamba.evaluation.dataset_labels import DEFAULT_TOLERANCE
+    from swin_umamba.evaluation.nnunet_dataset import DEFAULT_TOLERANCE_MM
     from swin_umamba.evaluation.modes import MODES, PAPER
     from swin_umamba.evaluation.paired import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
     from swin_umamba.evaluation.runner import TASKS
@@ -160,9 +158,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="test ground truth (default: $nnUNet_raw/DatasetXXX_Name/labelsTs)")
     p.add_argument("--task", choices=TASKS, default=None,
                    help="scoring rules of swin_umamba.evaluation (default: abdomen for 702, cells for 703, "
-                        "endoscopy for 704, labels for any other dataset: DSC and NSD per label of its dataset.json)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                   help="NSD tolerance in mm of the labels task (default: %(default)s)")
+                        "endoscopy for 704, nnunet for any other dataset: DSC and NSD per label of its dataset.json)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_MM,
+                   help="NSD tolerance in mm of the nnunet task (default: %(default)s)")
     p.add_argument("--mode", choices=MODES, default=PAPER, help="evaluation mode (default: %(default)s)")
     p.add_argument("--baseline-trainer", default=BASELINE_TRAINER,
                    help="trainer of both baselines: nnU-Net's nnUNetTrainer run as long as ours "

@@ -22,7 +22,7 @@ class TestSet:
     cases: list[str]
     task: str
     mode: str
-    options: dict  # the "labels" task's labels, file ending and tolerance
+    rules: object = None  # the nnunet task's DatasetRules (labels, file ending, tolerance)
 
 
 BASELINE_STEPS = 7  # compare_with_baselines: ResEnc M plans, two trainings, the check, three predictions
@@ -76,7 +76,7 @@ def compare_with_baselines(steps, counter, ours, ours_checkpoint: Path, protocol
         elif not steps.predict(model, protocol, checkpoints[model.label], test.images, predictions, test.file_ending,
                                test.cases, f"predict_{model.slug}"):
             counter.note(f"prediction skipped: {predictions} holds this checkpoint's predictions")
-        values[model.label], _ = per_case_values(test.task, test.labels, predictions, test.mode, **test.options)
+        values[model.label], _ = per_case_values(test.task, test.labels, predictions, test.mode, rules=test.rules)
 
     metrics = list(values[ours.label])
     comparisons = [compare_paired(metric, ours.label, values[ours.label][metric], model.label,

@@ -149,15 +149,17 @@ class NnUNetSteps:
 
 
 def per_case_values(task: str, ground_truth: Path, predictions: Path, mode: str = "paper",
-                    **options) -> tuple[dict[str, dict[str, float]], list[dict]]:
+                    rules=None) -> tuple[dict[str, dict[str, float]], list[dict]]:
     """({metric: {case: value}}, the evaluation package's rows): every case scored with
     `swin_umamba.evaluation` for `task`; a case's value of a metric is the task's own summary of that
-    one case (e.g. abdomen: the mean over the organs of the case)."""
+    one case (e.g. abdomen: the mean over the organs of the case). The metrics are the task's overall
+    ones (DSC, NSD, F1); the per-label means the nnunet task also reports (liver_DSC, ...) are left out."""
     from swin_umamba.evaluation.runner import evaluate_folder, summarize
 
-    result = evaluate_folder(task, ground_truth, predictions, mode, **options)
+    result = evaluate_folder(task, ground_truth, predictions, mode, rules=rules)
     values: dict[str, dict[str, float]] = {}
     for row in result.rows:
-        for metric, value in summarize(task, [row]).items():
-            values.setdefault(metric, {})[row["Name"]] = float(value)
+        for metric, value in summarize(task, [row], rules).items():
+            if "_" not in metric:
+                values.setdefault(metric, {})[row["Name"]] = float(value)
     return values, result.rows
