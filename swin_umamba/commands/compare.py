@@ -141,7 +141,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "and with the residual-encoder M preset nnUNetResEncUNetMPlans) on the same data, fold, "
                     "schedule, stop and iterations per epoch, predicts the same test cases without test-time "
                     "augmentation, scores every case with swin_umamba.evaluation and reports ours minus each "
-                    "baseline per case: mean with a seeded bootstrap 95%% interval, Wilcoxon signed-rank p-value, "
+                    "baseline per case: mean with a seeded bootstrap 95 % interval, Wilcoxon signed-rank p-value, "
                     "Markdown and CSV tables and a paired plot. nnUNet_raw, nnUNet_preprocessed and "
                     "nnUNet_results must be set. Running the same command again continues where it stopped.",
     )
