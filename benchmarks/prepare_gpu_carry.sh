@@ -14,6 +14,7 @@
 # Together with the working tree this must stay under the device's 64 MiB; the script prints the sizes.
 # imagecodecs (nnU-Net's optional TIFF codecs, about 40 MB) is left out: nothing here reads compressed TIFFs.
 set -euo pipefail
+# TORCH_PYTHON: a Python with torch installed, for reading mamba-ssm's sdist (default .venv/bin/python)
 cd "$(dirname "$0")/.."
 MAMBA=mamba-ssm==2.3.2.post1
 SITK=SimpleITK==2.5.7
@@ -54,7 +55,10 @@ python3 -m zipfile -e "$tmp"/sitk/*.whl "$tmp/sitk/unpacked"
 tar cf - -C "$tmp/sitk/unpacked" . | xz -T0 -6 > .gpu/sitk.tar.xz  # minutes on a busy 2-core machine
 
 echo "mamba-ssm sources -> .gpu/mamba/"
-python3 -m pip download -q --no-deps --no-binary :all: -d "$tmp/mamba" "$MAMBA"
+# pip reads the sdist's metadata by running its setup.py, which imports torch: use a Python that has torch
+# (the project's venv by default) and tell it to skip the CUDA build
+MAMBA_SKIP_CUDA_BUILD=TRUE "${TORCH_PYTHON:-.venv/bin/python}" -m pip download -q --no-deps --no-binary :all: \
+    --no-build-isolation -d "$tmp/mamba" "$MAMBA"
 tar xzf "$tmp"/mamba/*.tar.gz -C "$tmp/mamba"
 src=$(ls -d "$tmp"/mamba/mamba_ssm-*/)
 mkdir -p .gpu/mamba/csrc
