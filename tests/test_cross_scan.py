@@ -8,8 +8,6 @@ output and gradients with the fused kernels as with the reference.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from torch._dynamo.utils import counters
 
 from swin_umamba.ops import cross_scan as cross_scan_mod
 from swin_umamba.ops.cross_scan import cross_merge_torch, cross_scan_torch
+from tests.triton_interpreter import load_interpreted_copy
 
 PRIVATE_NAME = "swin_umamba_cross_scan_triton_interpreted"
 SHAPES = [(2, 3, 5, 7), (1, 4, 9, 9), (3, 2, 33, 17), (2, 1, 1, 6), (1, 2, 40, 1)]  # B, D, H, W
@@ -29,15 +28,7 @@ def interpreted():
         import triton  # noqa: F401
     except Exception as exc:
         pytest.skip(f"Triton does not import here ({type(exc).__name__}: {exc})")
-    if PRIVATE_NAME not in sys.modules:  # one copy per process: its op names are registered once
-        source = Path(cross_scan_mod.__file__).with_name("cross_scan_triton.py")
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("TRITON_INTERPRET", "1")
-            spec = importlib.util.spec_from_file_location(PRIVATE_NAME, source)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        sys.modules[PRIVATE_NAME] = module
-    return sys.modules[PRIVATE_NAME]
+    return load_interpreted_copy(Path(cross_scan_mod.__file__).with_name("cross_scan_triton.py"), PRIVATE_NAME)
 
 
 def values_and_grad(fn, arg, gout):

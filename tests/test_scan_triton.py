@@ -13,7 +13,6 @@ sequences span several chunks; one case uses the module's own chunk length.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scan_oracle import selective_scan_oracle  # noqa: E402
 
 from swin_umamba.ops import scan_triton  # noqa: E402
+from tests.triton_interpreter import load_interpreted_copy  # noqa: E402
 
 SOURCE = Path(scan_triton.__file__)
 PRIVATE_NAME = "swin_umamba_scan_triton_interpreted"
@@ -68,15 +68,7 @@ def _vectorised_generic_reduce(self, inputs):
 
 
 def _load_interpreted_module():
-    if PRIVATE_NAME in sys.modules:  # one copy per process: its op names are registered once
-        return sys.modules[PRIVATE_NAME]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRITON_INTERPRET", "1")
-        spec = importlib.util.spec_from_file_location(PRIVATE_NAME, SOURCE)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    sys.modules[PRIVATE_NAME] = module
-    return module
+    return load_interpreted_copy(SOURCE, PRIVATE_NAME)
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,8 @@ import re
 import torch
 from torch import Tensor
 
-try:
-    import triton
-    import triton.language as tl
-
-    _IMPORT_ERROR: str | None = None
-except Exception as exc:  # ImportError, or a broken installation raising anything else
-    triton = None
-    tl = None
-    _IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
+from swin_umamba.ops.triton_import import IMPORT_ERROR as _IMPORT_ERROR
+from swin_umamba.ops.triton_import import tl, triton
 
 K = 4  # scan directions
 MAX_BLOCK = 32  # tile side
