@@ -383,49 +383,23 @@ def section_scan(settings, budget, result, save):
 
 
 # -------------------------------------------------------------------------------------- cross-scan
-def cross_scan_torch(x: torch.Tensor) -> torch.Tensor:
-    """(B, D, H, W) -> (B, 4, D, H*W): row-major, column-major and both reversed, as SS2D orders them."""
-    b, d, h, w = x.shape
-    pair = torch.stack([x.reshape(b, d, h * w), x.transpose(2, 3).reshape(b, d, h * w)], dim=1)
-    return torch.cat([pair, pair.flip(-1)], dim=1)
-
-
-def cross_merge_torch(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(B, 4, D, H*W) -> (B, D, H*W): the four directions back in row-major order, summed."""
-    b, _, d, length = y.shape
-    back = y[:, 2:4].flip(-1)
-
-    def from_col_major(t):
-        return t.reshape(b, d, w, h).transpose(2, 3).reshape(b, d, length)
-
-    return y[:, 0] + back[:, 0] + from_col_major(y[:, 1]) + from_col_major(back[:, 1])
-
-
-FUSED_MODULES = ("swin_umamba.ops.cross_scan", "swin_umamba.ops.cross_scan_triton", "swin_umamba.ops.scan_cross")
-
-
 def fused_cross_ops():
-    """(cross_scan, cross_merge, reason): the fused Triton kernels of swin_umamba.ops, or Nones."""
-    import importlib
+    """(cross_scan, cross_merge, reason): the fused Triton kernels of swin_umamba.ops, or Nones and why."""
+    from swin_umamba.ops.scan_triton import triton_available
 
-    reasons = []
-    for module_name in FUSED_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            reasons.append(f"{module_name}: {exc}")
-            continue
-        scan = getattr(module, "cross_scan_triton", None) or getattr(module, "cross_scan_fused", None)
-        merge = getattr(module, "cross_merge_triton", None) or getattr(module, "cross_merge_fused", None)
-        if scan is not None and merge is not None:
-            return scan, merge, ""
-        reasons.append(f"{module_name} has no cross_scan_triton / cross_merge_triton")
-    return None, None, "not available (" + "; ".join(reasons) + ")"
+    ok, why = triton_available(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    if not ok:
+        return None, None, f"not available ({why})"
+    from swin_umamba.ops.cross_scan_triton import cross_merge_triton, cross_scan_triton
+
+    return cross_scan_triton, cross_merge_triton, ""
 
 
 def section_cross_scan(settings, budget, result, save):
     device = settings.device
     dtype = torch.float16 if settings.cuda else torch.float32
+    from swin_umamba.ops.cross_scan import cross_merge_torch, cross_scan_torch
+
     fused_scan, fused_merge, why = fused_cross_ops()
     result.update(fused=("available" if fused_scan else why), dtype=str(dtype).replace("torch.", ""), rows=[])
     print(f"  fused Triton kernels: {result['fused']}", flush=True)

@@ -58,8 +58,8 @@ else
 fi
 
 log "CUDA tests (mamba's kernel is not on the path yet: its own test runs after the build)"
-timeout 200 python3 -m pytest -q -p no:cacheprovider -rs -k "cuda or CUDA" tests/test_scan_triton.py \
-    tests/test_compile.py tests/test_scan_dispatch.py > "$OUT/pytest_cuda.log" 2>&1
+timeout 200 python3 -m pytest -q -p no:cacheprovider -rs tests/test_compile_cuda.py tests/test_scan_triton.py \
+    > "$OUT/pytest_cuda.log" 2>&1
 log "pytest rc $?"; tail -3 "$OUT/pytest_cuda.log"
 
 if [ -n "$build_pid" ]; then

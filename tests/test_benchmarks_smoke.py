@@ -297,7 +297,10 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
 
     cross = sections["cross_scan"]
     assert cross["status"] == "ok" and cross["rows"]
-    assert all(row["scan_max_abs_diff"] == 0 and row["merge_max_abs_diff"] == 0 for row in cross["rows"])
+    assert cross["fused"] == "available"  # the fused kernels run under the interpreter in a dry run
+    assert {row["variant"] for row in cross["rows"]} == {"torch eager", "torch.compile", "fused Triton"}
+    # the scan only moves values; the merge sums four directions, in another order in the kernel
+    assert all(row["scan_max_abs_diff"] == 0 and row["merge_max_abs_diff"] < 1e-5 for row in cross["rows"])
 
     rows = sections["training"]["rows"]
     by_key = {(r["network"], r["scan"], r["mode"]): r for r in rows}
