@@ -416,8 +416,7 @@ def test_torch_path_on_cuda(monkeypatch):
     assert_close_rel(out.cpu(), selective_scan_oracle(*inputs, delta_softplus=True), 1e-4, "out")
 
 
-@pytest.mark.skipif(os.environ.get("SWIN_UMAMBA_SLOW_TESTS") != "1",
-                    reason="builds the kernel from scratch twice at once (~1 min); set SWIN_UMAMBA_SLOW_TESTS=1")
+@pytest.mark.slow  # builds the kernel from scratch twice at once (about a minute)
 def test_concurrent_kernel_builds(tmp_path):
     """Two processes building the kernel at the same time into an empty cache both succeed."""
     code = ("import warnings; warnings.simplefilter('error', RuntimeWarning);"
