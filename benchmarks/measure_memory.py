@@ -37,7 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from swin_umamba.network_registry import NETWORK_STRIDE, NETWORKS
+from swin_umamba.network_registry import NETWORKS
+
+# every network is measured at each patch: a multiple of all their strides
+NETWORK_STRIDE = math.lcm(*(s for n in NETWORKS.values() for s in n.stride))
 
 GIB = 1024 ** 3
 

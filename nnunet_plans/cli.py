@@ -10,18 +10,21 @@ import argparse
 import os
 import sys
 
-from swin_umamba.network_registry import NETWORK_STRIDE, NETWORKS, SWIN_UMAMBA
+from swin_umamba.network_registry import NETWORKS, SWIN_UMAMBA
+
+# both networks share one stride; the planner reads each network's own
+STRIDE = " x ".join(map(str, SWIN_UMAMBA.stride))
 
 DESCRIPTION = (
     "Plan the 2D configuration of an nnU-Net dataset for Swin-UMamba: nnU-Net's spacing, normalisation and "
-    f"resampling; the patch size rounded to multiples of {NETWORK_STRIDE}; the batch size from a memory model of the network "
+    f"resampling; the patch size rounded to multiples of the network's stride ({STRIDE}); the batch size from a memory model of the network "
     "for the given GPU memory target. Extracts the dataset fingerprint first when it is missing. Then train with "
     f"nnUNetv2_train DATASET 2d FOLD -p PLANS -tr {SWIN_UMAMBA.trainer}."
 )
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("plan", help=f"nnU-Net plans for Swin-UMamba (2D, patch multiple of {NETWORK_STRIDE}, "
+    p = subparsers.add_parser("plan", help=f"nnU-Net plans for Swin-UMamba (2D, patch a multiple of {STRIDE}, "
                                            "batch from a memory model)", description=DESCRIPTION)
     p.add_argument("-d", "--dataset", required=True,
                    help="dataset id or name in $nnUNet_raw, e.g. 702 or Dataset702_AbdomenMR")

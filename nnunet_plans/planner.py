@@ -1,14 +1,15 @@
-"""nnU-Net experiment planner for Swin-UMamba: 2D only, patch a multiple of 32, batch from a memory model.
+"""nnU-Net experiment planner for Swin-UMamba: 2D only, patch a multiple of the stride, batch from a memory model.
 
 Everything about the data (target spacing, transposition, normalisation,
 resampling, batch dice) comes from nnU-Net's default ExperimentPlanner, which
 plans the 2D configuration first. Only two decisions change:
 
 * patch size: nnU-Net's 2D patch, each side rounded to the nearest multiple of
-  32 (the networks' stride), at least 32 and at most the multiple of 32 that
-  covers the median image; if even a batch of 2 does not fit the memory target
-  it is shrunk by 32 along the side that is largest relative to the median
-  image (nnU-Net's own rule for shrinking).
+  the network's stride along it (its class's STRIDE, 32 for both networks), at
+  least one stride and at most the multiple that covers the median image; if
+  even a batch of 2 does not fit the memory target it is shrunk by one stride
+  along the side that is largest relative to the median image (nnU-Net's own
+  rule for shrinking).
 * batch size: the largest batch the memory model (memory_model.py) fits into
   the GPU memory target, capped so one batch covers at most 5% of the dataset's
   voxels and never below 2 (nnU-Net's rules).
@@ -29,7 +30,6 @@ from nnunetv2.preprocessing.resampling.default_resampling import compute_new_sha
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-from swin_umamba.network_registry import NETWORK_STRIDE as STRIDE
 from swin_umamba.network_registry import NETWORKS, SWIN_UMAMBA
 from swin_umamba.nnunet_plans.memory_model import GIB, MemoryModel, load_memory_model
 
@@ -40,23 +40,23 @@ def default_plans_name(network: str) -> str:
     return NETWORKS[network].plans_name
 
 
-def round_patch_to_stride(patch: Sequence[int], median_shape: Sequence[float], stride: int = STRIDE) -> list[int]:
-    """Each side to its nearest multiple of `stride` (ties upwards), within [stride, ceil(median/stride)*stride]."""
+def round_patch_to_stride(patch: Sequence[int], median_shape: Sequence[float], strides: Sequence[int]) -> list[int]:
+    """Each side to its nearest multiple of its stride s (ties upwards), within [s, ceil(median/s)*s]."""
     rounded = []
-    for p, m in zip(patch, median_shape):
+    for p, m, stride in zip(patch, median_shape, strides):
         nearest = math.floor(p / stride + 0.5) * stride
         cover_median = max(stride, math.ceil(m / stride) * stride)
         rounded.append(int(min(max(stride, nearest), cover_median)))
     return rounded
 
 
-def shrink_patch(patch: Sequence[int], median_shape: Sequence[float], stride: int = STRIDE) -> list[int] | None:
+def shrink_patch(patch: Sequence[int], median_shape: Sequence[float], strides: Sequence[int]) -> list[int] | None:
     """The patch one stride smaller along the side largest relative to the median image; None at the minimum."""
     patch = list(patch)
     order = np.argsort([p / m for p, m in zip(patch, median_shape)])[::-1]
     for axis in order:
-        if patch[axis] > stride:
-            patch[axis] -= stride
+        if patch[axis] > strides[axis]:
+            patch[axis] -= strides[axis]
             return patch
     return None
 
@@ -97,10 +97,11 @@ class SwinUMambaPlanner(ExperimentPlanner):
         heads = self.num_segmentation_heads
         model = self.memory_model
 
-        patch = round_patch_to_stride(nnunet_patch, median)
+        strides = NETWORKS[self.network].stride
+        patch = round_patch_to_stride(nnunet_patch, median, strides)
         rounded = list(patch)
         while model.max_batch_size(self.network, patch, heads, target_bytes) < self.UNet_min_batch_size:
-            smaller = shrink_patch(patch, median)
+            smaller = shrink_patch(patch, median, strides)
             if smaller is None:
                 break
             patch = smaller
@@ -180,7 +181,7 @@ def explain(report: dict) -> str:
     r = report
     lines = [f"Swin-UMamba plan for network '{r['network']}':"]
     lines.append(f"  median image (after resampling): {' x '.join(f'{m:g}' for m in r['median_image_size_in_voxels'])}")
-    why = f"nearest multiples of {STRIDE}, not beyond the median image"
+    why = f"nearest multiples of {list(NETWORKS[r['network']].stride)}, not beyond the median image"
     if r["patch_size"] != r["rounded_patch_size"]:
         why += f" ({r['rounded_patch_size']}), then shrunk until a batch of 2 fits the memory target"
     lines.append(f"  patch size: {r['patch_size']}  (nnU-Net's U-Net patch {r['nnunet_patch_size']} -> {why})")

@@ -2,27 +2,31 @@
 
     name         `swin-umamba plan --network`, the memory model's key      swinumamba      swinumambaD
     alias        `swin-umamba reproduce --network`                         plain           dagger
-    class_name   the class in swin_umamba.nets                             SwinUMamba      SwinUMambaD
+    cls          the class in swin_umamba.nets                             SwinUMamba      SwinUMambaD
     paper_name   the row of the paper's tables                             Swin-UMamba     Swin-UMamba†
     trainers     the nnU-Net trainers that build it (-tr)                  nnUNetTrainerSwinUMamba[Scratch]  ...D[Scratch|Demo]
     plans_name   the plans `swin-umamba plan` writes for it                nnUNetPlansSwinUMamba  nnUNetPlansSwinUMambaD
+
+The stride (the multiple every patch side must be) is the network class's own `STRIDE`, one per axis.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
-# Both networks reduce the input by 32 (stem or patch embedding, then three patch mergings): patch sizes
-# are multiples of this.
-NETWORK_STRIDE = 32
-NETS_MODULE = "swin_umamba.nets"
+from torch import nn
+
+import swin_umamba.nets
+from swin_umamba.nets import SwinUMamba, SwinUMambaD
+
+# the package nnU-Net's plans name the classes under (their public import path)
+NETS_MODULE = swin_umamba.nets.__name__
 
 
 @dataclass(frozen=True)
 class Network:
     name: str
     alias: str
-    class_name: str
+    cls: type[nn.Module]
     paper_name: str
     trainers: tuple[str, ...]  # the ImageNet-initialised trainer first
     plans_name: str
@@ -33,20 +37,29 @@ class Network:
         return self.trainers[0]
 
     @property
+    def class_name(self) -> str:
+        return self.cls.__name__
+
+    @property
     def class_path(self) -> str:
         """Import path of the class, as nnU-Net's plans name architectures."""
         return f"{NETS_MODULE}.{self.class_name}"
 
-    def network_class(self) -> type:
-        return getattr(importlib.import_module(NETS_MODULE), self.class_name)
+    @property
+    def stride(self) -> tuple[int, ...]:
+        """Per spatial axis, the multiple a patch size must be (the class's STRIDE)."""
+        return tuple(self.cls.STRIDE)
+
+    def network_class(self) -> type[nn.Module]:
+        return self.cls
 
 
 DEMO_TRAINER = "nnUNetTrainerSwinUMambaDemo"  # `swin-umamba demo`'s short CPU run
 # not a Swin-UMamba network: nnU-Net's nnUNetTrainer run as long as ours, for `swin-umamba compare`
 BASELINE_TRAINER = "nnUNetTrainerProtocol"
-SWIN_UMAMBA = Network("swinumamba", "plain", "SwinUMamba", "Swin-UMamba",
+SWIN_UMAMBA = Network("swinumamba", "plain", SwinUMamba, "Swin-UMamba",
                       ("nnUNetTrainerSwinUMamba", "nnUNetTrainerSwinUMambaScratch"), "nnUNetPlansSwinUMamba")
-SWIN_UMAMBA_D = Network("swinumambaD", "dagger", "SwinUMambaD", "Swin-UMamba†",
+SWIN_UMAMBA_D = Network("swinumambaD", "dagger", SwinUMambaD, "Swin-UMamba†",
                         ("nnUNetTrainerSwinUMambaD", "nnUNetTrainerSwinUMambaDScratch", DEMO_TRAINER),
                         "nnUNetPlansSwinUMambaD")
 NETWORKS = {n.name: n for n in (SWIN_UMAMBA, SWIN_UMAMBA_D)}

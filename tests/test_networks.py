@@ -56,6 +56,19 @@ def test_padding_crops_back_to_the_unpadded_result():
         torch.testing.assert_close(net(x), net(padded)[..., :50, :40])
 
 
+def test_pad_to_stride_pads_each_axis_to_its_own_stride_and_crops_back():
+    from swin_umamba.nets.padding import crop_to_input, pad_to_stride
+
+    x = torch.randn(1, 2, 5, 33, 64)
+    padded, size = pad_to_stride(x, (4, 32, 32))
+    assert size == (5, 33, 64) and padded.shape == (1, 2, 8, 64, 64)
+    torch.testing.assert_close(padded[..., :5, :33, :64], x)
+    assert padded[..., 5:, :, :].abs().sum() == 0 and padded[..., 33:, :].abs().sum() == 0
+    half = torch.randn(1, 2, 4, 32, 32)
+    cropped = crop_to_input([padded, half], size, [1, (2, 2, 2)])
+    assert cropped[0].shape[-3:] == (5, 33, 64) and cropped[1].shape[-3:] == (3, 17, 32)
+
+
 def test_backward_reaches_every_parameter():
     torch.manual_seed(0)
     net = SwinUMamba(1, 3, deep_supervision=True)

@@ -24,6 +24,7 @@ from swin_umamba.commands.setup import trainers_dir as swin_umamba_trainers_dir
 from swin_umamba.nnunet_plans.memory_model import (
     DEFAULT_MODEL_PATH, GIB, NETWORKS, MemoryModelError, load_memory_model, parse_memory_model)
 from swin_umamba.nnunet_plans.planner import round_patch_to_stride, shrink_patch
+from swin_umamba.network_registry import SWIN_UMAMBA
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_TRAINERS = REPO / "tests" / "nnunet_trainers"
@@ -36,17 +37,22 @@ TRAINER = "nnUNetTrainerSwinUMambaScratch_tiny"  # tests/nnunet_trainers: one ep
 # --- rules and the memory model (no nnU-Net run) -----------------------------------------------------------------
 
 def test_round_patch_to_stride():
-    assert round_patch_to_stride([80, 112], [73, 104]) == [96, 128]  # ties go up, within the median's cover
-    assert round_patch_to_stride([272, 208], [270, 205]) == [288, 224]  # nearest multiple, up
-    assert round_patch_to_stride([256, 200], [300, 300]) == [256, 192]  # nearest multiple, down
-    assert round_patch_to_stride([16, 48], [10, 40]) == [32, 64]  # at least one stride
-    assert round_patch_to_stride([112, 112], [70, 120]) == [96, 128]  # never beyond ceil(median / 32) * 32
+    s = SWIN_UMAMBA.stride
+    assert s == (32, 32)
+    assert round_patch_to_stride([80, 112], [73, 104], s) == [96, 128]  # ties go up, within the median's cover
+    assert round_patch_to_stride([272, 208], [270, 205], s) == [288, 224]  # nearest multiple, up
+    assert round_patch_to_stride([256, 200], [300, 300], s) == [256, 192]  # nearest multiple, down
+    assert round_patch_to_stride([16, 48], [10, 40], s) == [32, 64]  # at least one stride
+    assert round_patch_to_stride([112, 112], [70, 120], s) == [96, 128]  # never beyond ceil(median / 32) * 32
+    assert round_patch_to_stride([20, 80, 112], [20, 73, 104], (8, 32, 32)) == [24, 96, 128]  # one stride per axis
 
 
 def test_shrink_patch_reduces_side_largest_relative_to_median():
-    assert shrink_patch([256, 256], [200, 400]) == [224, 256]
-    assert shrink_patch([32, 64], [50, 50]) == [32, 32]
-    assert shrink_patch([32, 32], [50, 50]) is None
+    s = SWIN_UMAMBA.stride
+    assert shrink_patch([256, 256], [200, 400], s) == [224, 256]
+    assert shrink_patch([32, 64], [50, 50], s) == [32, 32]
+    assert shrink_patch([32, 32], [50, 50], s) is None
+    assert shrink_patch([16, 64], [10, 100], (8, 32)) == [8, 64]  # by the stride of the axis it shrinks
 
 
 def test_shipped_memory_model_is_valid_and_documented():

@@ -1,29 +1,37 @@
-"""Inputs of any height/width: pad to the network's stride, crop the outputs back.
+"""Inputs of any size: pad to the network's stride, crop the outputs back.
 
-Both Swin-UMamba networks reduce the input by NETWORK_STRIDE, 32 (docs/architecture.md). An input
-whose height or width is not a multiple of it is zero-padded at the bottom and on the
-right up to the next multiple; every output is cropped back to the input's
-extent at its own scale (ceil(size / downsampling)). With nnU-Net's plans the
-patch sizes are multiples of it already and nothing is padded.
+A network reduces each spatial axis of its input by its `STRIDE` along that axis (docs/architecture.md).
+An input whose extent along an axis is not a multiple of that axis's stride is zero-padded at the end
+of the axis (bottom, right) up to the next multiple; every output is cropped back to the input's extent
+at its own scale (ceil(size / downsampling)). With nnU-Net's plans the patch sizes are multiples of the
+stride already and nothing is padded.
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from swin_umamba.network_registry import NETWORK_STRIDE
+
+def pad_to_stride(x: torch.Tensor, stride: Sequence[int]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """`x` padded so that each of its last len(stride) axes is a multiple of its stride; and their sizes before."""
+    size = tuple(x.shape[-len(stride):])
+    pad = []  # F.pad lists the last axis first
+    for n, s in zip(reversed(size), reversed(tuple(stride))):
+        pad += [0, (-n) % s]
+    if any(pad):
+        x = F.pad(x, pad)
+    return x, size
 
 
-def pad_to_stride(x: torch.Tensor, stride: int = NETWORK_STRIDE) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % stride, (-w) % stride
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-    return x, (h, w)
-
-
-def crop_to_input(outputs: list[torch.Tensor], size: tuple[int, int], downsampling: list[int]) -> list[torch.Tensor]:
-    h, w = size
-    return [o[..., : math.ceil(h / s), : math.ceil(w / s)] for o, s in zip(outputs, downsampling)]
+def crop_to_input(outputs: list[torch.Tensor], size: Sequence[int],
+                  downsampling: Sequence[int | Sequence[int]]) -> list[torch.Tensor]:
+    """Each output cropped to `size` divided (rounded up) by its downsampling, one factor or one per axis."""
+    cropped = []
+    for output, scale in zip(outputs, downsampling):
+        scales = (scale,) * len(size) if isinstance(scale, int) else tuple(scale)
+        extent = tuple(slice(0, math.ceil(n / s)) for n, s in zip(size, scales))
+        cropped.append(output[(..., *extent)])
+    return cropped

@@ -13,6 +13,9 @@ HIDDEN = 768
 
 
 class SwinUMamba(nn.Module):
+    # per spatial axis (height, width): how much the deepest features are downsampled (stem 2, patch
+    # embedding 2, three mergings 2 each); inputs are padded to multiples of it
+    STRIDE = (32, 32)
     # downsampling of each output, full resolution first
     OUTPUT_SCALES = (1, 2, 4, 8)
     # state_dict prefixes of the segmentation heads and of the layers that see the image's channels:
@@ -46,7 +49,7 @@ class SwinUMamba(nn.Module):
         self.out_layers = nn.ModuleList(OutBlock(c, num_classes) for c in (f[0], f[1], f[2], f[3]))
 
     def forward_padded(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """All four heads on an input whose height and width are multiples of 32."""
+        """All four heads on an input whose height and width are multiples of STRIDE."""
         vss = self.vssm_encoder(self.stem(x))  # [stem out (1/2), layer0 (1/4), ..., layer3 (1/32)]
         enc1 = self.encoder1(x)
         enc2 = self.encoder2(vss[0])
@@ -64,6 +67,6 @@ class SwinUMamba(nn.Module):
         return [head(feat) for head, feat in zip(self.out_layers, (full, dec2, dec3, dec4))]
 
     def forward(self, x: torch.Tensor):
-        padded, size = pad_to_stride(x)
+        padded, size = pad_to_stride(x, self.STRIDE)
         outputs = crop_to_input(self.forward_padded(padded), size, list(self.OUTPUT_SCALES))
         return outputs if self.deep_supervision else outputs[0]

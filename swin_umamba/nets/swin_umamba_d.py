@@ -64,6 +64,8 @@ class VSSDecoder(nn.Module):
 
 
 class SwinUMambaD(nn.Module):
+    # per spatial axis (height, width), as SwinUMamba.STRIDE: patch embedding 4, three mergings 2 each
+    STRIDE = (32, 32)
     OUTPUT_SCALES = (1, 4, 8, 16)
     # see SwinUMamba: the heads, and the patch embedding that sees the image itself
     HEAD_PREFIXES = ("decoder.seg_layers.",)
@@ -78,7 +80,7 @@ class SwinUMambaD(nn.Module):
         self.decoder = VSSDecoder(num_classes)
 
     def forward(self, x: torch.Tensor):
-        padded, size = pad_to_stride(x)
+        padded, size = pad_to_stride(x, self.STRIDE)
         features = self.vssm_encoder(padded)[1:]
         outputs = self.decoder(features, self.deep_supervision)
         scales = list(self.OUTPUT_SCALES) if self.deep_supervision else [1]

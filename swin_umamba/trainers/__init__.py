@@ -1,6 +1,7 @@
 """nnU-Net trainers for Swin-UMamba. nnU-Net finds them through `nnUNet_extTrainer`
 (see `swin-umamba trainers-dir`)."""
-from swin_umamba.trainers.base import ConfigurationError, SwinUMambaTrainerBase
+from swin_umamba.trainers.base import SwinUMambaTrainerBase
+from swin_umamba.trainers.common import ConfigurationError
 from swin_umamba.trainers.variants import (
     nnUNetTrainerSwinUMamba,
     nnUNetTrainerSwinUMambaD,

@@ -12,22 +12,17 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
-from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from swin_umamba.environment import STOP_AFTER_EPOCHS_VAR as STOP_ENV_VAR
 from swin_umamba.nets import SwinUMamba
 from swin_umamba.network_registry import NETWORKS, network_of_class
-from swin_umamba.nets.padding import NETWORK_STRIDE
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
+from swin_umamba.trainers.common import ConfigurationError, positive_int_from_env, stop_after_epochs, unwrap
 from swin_umamba.trainers.finetune import PretrainedWeightsMixin
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
 from swin_umamba.trainers.nonfinite import NonFiniteGuardMixin
-
-
-class ConfigurationError(ValueError):
-    """The nnU-Net configuration cannot be trained with a Swin-UMamba trainer."""
 
 
 def check_2d(configuration_name: str, patch_size) -> None:
@@ -39,15 +34,15 @@ def check_2d(configuration_name: str, patch_size) -> None:
         )
 
 
-def plans_with_trainable_patch(plans: dict, configuration_name: str) -> dict:
-    """Plans whose 2D patch size is rounded up to a multiple of the network stride (32).
+def plans_with_trainable_patch(plans: dict, configuration_name: str, stride=SwinUMamba.STRIDE) -> dict:
+    """Plans whose 2D patch size is rounded up to multiples of the network's `stride` (one per axis).
 
     Returns a copy, so the trainer's saved plans.json (used for prediction) carries
     the patch size it actually trained with. Raises ConfigurationError for 3D.
     """
     configuration = PlansManager(plans).get_configuration(configuration_name)
     check_2d(configuration_name, configuration.patch_size)
-    rounded = [-(-s // NETWORK_STRIDE) * NETWORK_STRIDE for s in configuration.patch_size]
+    rounded = [-(-n // s) * s for n, s in zip(configuration.patch_size, stride)]
     if rounded == list(configuration.patch_size):
         return plans
     plans = copy.deepcopy(plans)
@@ -74,32 +69,8 @@ def check_plans_network(plans: dict, configuration_name: str, trainer_name: str,
     )
 
 
-def unwrap(network: nn.Module) -> nn.Module:
-    """The network itself, below nnU-Net's DDP and torch.compile wrappers."""
-    if isinstance(network, DDP):
-        network = network.module
-    if isinstance(network, OptimizedModule):
-        network = network._orig_mod
-    return network
-
-
 def _fingerprint(module: nn.Module) -> torch.Tensor:
     return torch.stack([p.detach().double().sum() for p in module.state_dict().values()])
-
-
-def positive_int_from_env(name: str, default: int | None = None) -> int | None:
-    """A positive whole number from environment variable `name`; `default` when it is unset or empty."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigurationError(f"{name}={value!r}: expected a positive whole number, e.g. 100")
-    return int(value)
-
-
-def stop_after_epochs() -> int | None:
-    """Epoch count from $SWIN_UMAMBA_STOP_AFTER_EPOCHS, if set (the paper's protocol, docs/recipe.md)."""
-    return positive_int_from_env(STOP_ENV_VAR)
 
 
 class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, nnUNetTrainer):
@@ -112,7 +83,7 @@ class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, nnUNetT
                  device: torch.device = torch.device("cuda")):
         check_plans_network(plans, configuration, type(self).__name__, self.network_class)
         original_patch = PlansManager(plans).get_configuration(configuration).patch_size
-        plans = plans_with_trainable_patch(plans, configuration)
+        plans = plans_with_trainable_patch(plans, configuration, self.network_class.STRIDE)
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 1e-4
         self.weight_decay = 0.05
@@ -123,7 +94,7 @@ class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, nnUNetT
         if list(original_patch) != list(self.configuration_manager.patch_size):
             self.print_to_log_file(
                 f"Patch size {list(original_patch)} rounded up to {list(self.configuration_manager.patch_size)}: "
-                f"Swin-UMamba needs multiples of {NETWORK_STRIDE}."
+                f"{self.network_class.__name__} needs multiples of {list(self.network_class.STRIDE)}."
             )
 
     @classmethod

@@ -20,7 +20,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from swin_umamba.environment import (ITERATIONS_PER_EPOCH_VAR, SCHEDULE_EPOCHS_VAR, STOP_AFTER_EPOCHS_VAR,
                                      VAL_ITERATIONS_PER_EPOCH_VAR)
-from swin_umamba.trainers.base import positive_int_from_env, stop_after_epochs
+from swin_umamba.trainers.common import positive_int_from_env, stop_after_epochs
 
 
 class nnUNetTrainerProtocol(nnUNetTrainer):

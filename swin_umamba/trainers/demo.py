@@ -26,7 +26,7 @@ import os
 import torch
 
 from swin_umamba.nnunet_layout import CHECKPOINT_BEST
-from swin_umamba.trainers.base import positive_int_from_env
+from swin_umamba.trainers.common import positive_int_from_env
 from swin_umamba.trainers.variants import nnUNetTrainerSwinUMambaDScratch
 
 from swin_umamba.environment import DEMO_EPOCHS_VAR as EPOCHS_ENV_VAR

@@ -14,6 +14,7 @@ import functools
 import weakref
 
 from swin_umamba.checkpoint_transfer import TransferReport, transfer_weights
+from swin_umamba.trainers.common import unwrap
 
 # network object -> weak reference to the trainer that owns it
 _OWNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -50,8 +51,6 @@ class PretrainedWeightsMixin:
 
     def load_pretrained_weights(self, path) -> TransferReport:
         """Start from checkpoint `path`: heads (and input layers of another channel count) stay fresh."""
-        from swin_umamba.trainers.base import unwrap
-
         if not self.was_initialized:
             self.initialize()
         report = transfer_weights(unwrap(self.network), path)

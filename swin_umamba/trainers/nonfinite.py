@@ -22,6 +22,7 @@ from torch import autocast
 
 from swin_umamba.environment import MAX_NONFINITE_ITERATIONS_VAR as MAX_NONFINITE_ENV_VAR
 from swin_umamba.nnunet_layout import CHECKPOINT_BEST, CHECKPOINT_LATEST
+from swin_umamba.trainers.common import positive_int_from_env, unwrap
 
 DEFAULT_MAX_NONFINITE_ITERATIONS = 5
 GRADIENT_CLIP_NORM = 12  # nnU-Net's value
@@ -52,8 +53,6 @@ class NonFiniteGuardMixin:
     _last_good_checkpoint: tuple[str, int] | None = None
 
     def on_train_start(self):
-        from swin_umamba.trainers.base import positive_int_from_env
-
         self.nonfinite_limit = positive_int_from_env(MAX_NONFINITE_ENV_VAR, self.nonfinite_limit)
         super().on_train_start()
 
@@ -152,8 +151,6 @@ class NonFiniteGuardMixin:
 
     # checkpoints -----------------------------------------------------------------------------------------
     def save_checkpoint(self, filename: str) -> None:
-        from swin_umamba.trainers.base import unwrap
-
         bad = non_finite_tensors(unwrap(self.network).state_dict())
         if bad:
             self._stop(
