@@ -199,7 +199,8 @@ def test_damaged_inputs_stop_the_demo_before_prediction(tmp_path):
     import shutil
 
     from swin_umamba.demo import steps as demo_steps
-    from swin_umamba.demo.layout import DATASET_NAME, DemoError, dataset_source
+    from swin_umamba.demo.layout import CONFIGURATION, DATASET_NAME, dataset_source
+    from swin_umamba.workflow.errors import InputsNotUsable
 
     raw = tmp_path / "nnUNet_raw" / DATASET_NAME
     shutil.copytree(dataset_source(), raw)
@@ -209,6 +210,6 @@ def test_damaged_inputs_stop_the_demo_before_prediction(tmp_path):
     (model / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
     image = sorted((raw / "imagesTs").iterdir())[0]
     image.write_bytes(image.read_bytes()[:100])
-    with pytest.raises(DemoError) as caught:
-        demo_steps.check_inputs(tmp_path, raw, "0")
+    with pytest.raises(InputsNotUsable) as caught:
+        demo_steps.check_inputs(tmp_path, raw, CONFIGURATION, "0")
     assert str(model / "fold_0" / "checkpoint_final.pth") in str(caught.value) and str(image) in str(caught.value)

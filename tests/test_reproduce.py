@@ -23,6 +23,7 @@ from PIL import Image
 
 from swin_umamba.fileio import sha256_of
 from swin_umamba.reproduction.recipes import RECIPES
+from swin_umamba.workflow.predictions import read_prediction_stamp
 from tests.nnunet_workspace import NnUNetWorkspace
 from swin_umamba.commands.setup import trainers_dir
 from swin_umamba.preprocessing.neurips_cell import convert_neurips_cell
@@ -136,9 +137,9 @@ def test_training_stopped_early_and_predictions_came_from_the_named_checkpoint(w
     training_log = "".join(p.read_text() for p in ws.fold.glob("training_log_*.txt"))
     assert "stopping after epoch 1 of a 4-epoch cosine schedule" in training_log
 
-    state = json.loads((ws.out / "state.json").read_text())
-    assert Path(state["predict"]["checkpoint"]) == checkpoint.resolve()
-    assert state["predict"]["sha256"] == sha256_of(checkpoint)
+    stamp = read_prediction_stamp(ws.out / "predictions")
+    assert Path(stamp["folds"]["all"]["checkpoint"]) == checkpoint.resolve()
+    assert stamp["folds"]["all"]["sha256"] == sha256_of(checkpoint)
     command = (ws.out / "logs" / "3_predict.log").read_text().splitlines()[0]
     assert "nnUNetv2_predict" in command and "-chk checkpoint_1.pth" in command
     assert "--disable_tta" in command and "-f all" in command and f"-tr {TRAINER}" in command
@@ -219,6 +220,7 @@ def test_training_resumes_with_c_and_is_skipped_when_the_checkpoint_exists(tmp_p
     """The resume decision of the train step (nnU-Net's own --c is exercised in test_e2e_cli)."""
     from swin_umamba.reproduction import steps
     from swin_umamba.reproduction.run import Run
+    from swin_umamba.workflow import nnunet_runner
     from swin_umamba.workflow.progress import StepCounter
 
     run = Run(RECIPES[704], "Dataset704_Endovis17", tmp_path / "raw", tmp_path / "pre",
@@ -234,7 +236,7 @@ def test_training_resumes_with_c_and_is_skipped_when_the_checkpoint_exists(tmp_p
         return 0.0
 
     monkeypatch.setattr(steps, "run_command", fake_run_command)
-    monkeypatch.setattr(steps, "nnunet_tool", lambda name: name)
+    monkeypatch.setattr(nnunet_runner, "nnunet_tool", lambda name: name)
     progress = StepCounter(4)
 
     assert steps.step_train(run, progress, redo=False) == run.model_folder / "checkpoint_249.pth"

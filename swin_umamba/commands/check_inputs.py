@@ -16,6 +16,7 @@ from swin_umamba.environment import NNUNET_RESULTS_VAR
 from swin_umamba.input_checks import (DEFAULT_CHECKPOINT, Problem, check_images_folder, check_prediction_inputs,
                                       expectation_from_dataset_json, format_problems)
 from swin_umamba.nnunet_layout import DEFAULT_PLANS
+from swin_umamba.reproduction.recipes import CONFIGURATION
 
 DEFAULT_FOLDS = ("0", "1", "2", "3", "4")  # nnUNetv2_predict's default
 
@@ -87,7 +88,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-d", "--dataset", default=None, help="dataset name or id, as for nnUNetv2_predict -d")
     p.add_argument("-tr", "--trainer", default=None, help="trainer class, as for nnUNetv2_predict -tr")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help="plans identifier (default: %(default)s)")
-    p.add_argument("-c", "--configuration", default="2d", help="configuration (default: %(default)s)")
+    p.add_argument("-c", "--configuration", default=CONFIGURATION, help="configuration (default: %(default)s)")
     p.add_argument("-f", "--folds", nargs="+", default=list(DEFAULT_FOLDS),
                    help="folds whose checkpoints are checked (default: %(default)s, as nnUNetv2_predict)")
     p.add_argument("-chk", "--checkpoint", default=DEFAULT_CHECKPOINT,

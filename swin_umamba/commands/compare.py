@@ -1,17 +1,19 @@
 """`swin-umamba compare`: Swin-UMamba and nnU-Net's two baselines trained and tested under one protocol.
 
     swin-umamba compare -d 702 --stop-after 100          # AbdomenMR, the paper's 100 of 1000 epochs, fold all
+    swin-umamba compare -d 702 -c 3d_fullres -f 0        # another configuration and fold
     swin-umamba reproduce --dataset 702 --baselines      # the same after the paper's protocol (checkpoint_99)
 
 Steps (nnU-Net's own commands, each logged to <out>/logs/):
 
-1. plan       nnUNetv2_plan_and_preprocess -d ID -c 2d (nnUNetPlans)
-2. train      ours: nnUNetv2_train ID 2d FOLD -tr TRAINER (SWIN_UMAMBA_STOP_AFTER_EPOCHS=N with --stop-after)
+1. plan       nnUNetv2_plan_and_preprocess -d ID -c CONFIGURATION (nnUNetPlans)
+2. train      ours: nnUNetv2_train ID CONFIGURATION FOLD -tr TRAINER (SWIN_UMAMBA_STOP_AFTER_EPOCHS=N with
+              --stop-after)
 3. plan       the residual-encoder preset: nnUNetv2_plan_experiment -d ID -pl nnUNetPlannerResEncM, then
-              nnUNetv2_preprocess -d ID -plans_name nnUNetResEncUNetMPlans -c 2d
+              nnUNetv2_preprocess -d ID -plans_name nnUNetResEncUNetMPlans -c CONFIGURATION
 4. train      the baselines, nnUNetTrainerProtocol (nnU-Net's nnUNetTrainer) with -p nnUNetPlans and
-              -p nnUNetResEncUNetMPlans, with the schedule length, stop and iterations per epoch that
-              ours recorded (its debug.json)
+              -p nnUNetResEncUNetMPlans, with the configuration, schedule length, stop and iterations per
+              epoch that ours recorded (its debug.json)
 5. check      the test images and every model's checkpoint (`swin-umamba check-inputs`)
 6. predict    the same test cases with each model's checkpoint_final.pth, --disable_tta, and
    score      every case of every model with `swin_umamba.evaluation` (--task)
@@ -28,10 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-from swin_umamba.comparison.baselines import (BASELINE_STEPS, REPORT_NAMES, InputsNotUsable, TestSet,
-                                              compare_with_baselines)
+from swin_umamba.comparison.baselines import BASELINE_STEPS, REPORT_NAMES, TestSet, compare_with_baselines
 from swin_umamba.network_registry import SWIN_UMAMBA
-from swin_umamba.reproduction.recipes import FOLD, RECIPES
+from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, RECIPES
+from swin_umamba.workflow.errors import WorkflowError
 from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
 
 DEFAULT_TRAINER = SWIN_UMAMBA.trainer
@@ -40,15 +42,6 @@ PAPER_TASKS = {dataset_id: recipe.task for dataset_id, recipe in RECIPES.items()
 
 class CompareError(RuntimeError):
     """A problem found before or between the steps; the message says what to do."""
-
-
-def raw_dataset_name(raw: Path, dataset_id: int) -> str:
-    """The one DatasetXXX_Name folder of `dataset_id` in nnUNet_raw."""
-    matches = sorted(p.name for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir())
-    if len(matches) != 1:
-        found = ", ".join(matches) if matches else "none"
-        raise CompareError(f"need one Dataset{dataset_id:03d}_* folder in nnUNet_raw={raw}, found {found}")
-    return matches[0]
 
 
 def _test_set(args, raw_dataset: Path) -> TestSet:
@@ -76,9 +69,9 @@ def _test_set(args, raw_dataset: Path) -> TestSet:
 
 def run_compare(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    from swin_umamba.reproduction.run import ReproduceError, nnunet_folders
     from swin_umamba.comparison.protocol import DEFAULT_PLANS, Model, ProtocolError, protocol_of_trained_model
     from swin_umamba.comparison.steps import NnUNetSteps, StepError
+    from swin_umamba.workflow.nnunet_folders import nnunet_folders, raw_dataset_folder
     from swin_umamba.workflow.progress import StepCounter
 
     try:
@@ -87,12 +80,12 @@ def run_compare(args: argparse.Namespace) -> int:
         if args.resamples < 1:
             raise CompareError("--resamples must be at least 1")
         raw, pre, res = nnunet_folders()
-        dataset_name = raw_dataset_name(raw, args.dataset)
+        dataset_name = raw_dataset_folder(raw, args.dataset).name
         test = _test_set(args, raw / dataset_name)
-    except (CompareError, ReproduceError) as exc:
+    except (CompareError, WorkflowError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out or res / dataset_name / f"compare__{args.trainer}__2d__fold_{args.fold}")
+    out = Path(args.out or res / dataset_name / f"compare__{args.trainer}__{args.configuration}__fold_{args.fold}")
     steps = NnUNetSteps(args.dataset, dataset_name, raw, pre, res, out / "logs", args.device, args.num_processes,
                         args.verbose)
     ours = Model("Swin-UMamba", args.trainer, DEFAULT_PLANS)
@@ -100,12 +93,12 @@ def run_compare(args: argparse.Namespace) -> int:
     print(f"Comparing {args.trainer} with nnU-Net's default and ResEnc M baselines on {dataset_name}, fold "
           f"{args.fold}; output: {out}", flush=True)
     try:
-        counter.begin(f"plan: {DEFAULT_PLANS}, 2d")
-        if not steps.plan_default():
-            counter.note(f"skipped: {DEFAULT_PLANS} and its preprocessed 2d data exist")
+        counter.begin(f"plan: {DEFAULT_PLANS}, {args.configuration}")
+        if not steps.plan_default(args.configuration):
+            counter.note(f"skipped: {DEFAULT_PLANS} and its preprocessed {args.configuration} data exist")
         stop = f", {args.stop_after} epochs of its schedule" if args.stop_after else ""
         counter.begin(f"train {ours.label} ({args.trainer}{stop})")
-        checkpoint, trained = steps.train(ours, args.fold, args.stop_after, {}, "train_ours")
+        checkpoint, trained = steps.train(ours, args.configuration, args.fold, args.stop_after, {}, "train_ours")
         if not trained:
             counter.note(f"skipped: {checkpoint} exists")
         protocol = protocol_of_trained_model(checkpoint.parent, args.dataset, args.fold)
@@ -115,7 +108,7 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"\nerror: {exc}\n--- last lines of {exc.log} ---\n{log_tail(exc.log, 40, exc.offset)}\n---\n"
               "Fix the cause and run the same command again: finished steps are skipped.", file=sys.stderr)
         return 1
-    except (CompareError, CommandError, StepError, ProtocolError, InputsNotUsable) as exc:
+    except (CompareError, CommandError, StepError, ProtocolError, WorkflowError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -147,6 +140,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("-d", "--dataset", type=int, required=True, help="dataset id (its raw folder DatasetXXX_Name)")
     p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER, help="our trainer (default: %(default)s)")
+    p.add_argument("-c", "--configuration", default=CONFIGURATION,
+                   help="nnU-Net configuration every model is planned, trained and predicted in (default: "
+                        "%(default)s, as the paper)")
     p.add_argument("-f", "--fold", default=FOLD, choices=("0", "1", "2", "3", "4", "all"),
                    help="fold trained by every model (default: %(default)s, as the paper's test-set runs)")
     p.add_argument("--stop-after", type=int, default=None,
@@ -170,7 +166,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=BOOTSTRAP_SEED, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for predictions, logs and the report (default: "
-                        "$nnUNet_results/DatasetXXX_Name/compare__TRAINER__2d__fold_F)")
+                        "$nnUNet_results/DatasetXXX_Name/compare__TRAINER__CONFIGURATION__fold_F)")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="for training and prediction (default: %(default)s)")
     p.add_argument("--num-processes", type=int, default=None,

@@ -11,8 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from swin_umamba.demo.layout import (CSV_NAME, DATASET_NAME, LOG_NAME, OVERLAYS, PREDICTIONS, TRAINER, DemoError,
-                                     child_environment, prepare_workdir)
+from swin_umamba.demo.layout import (CONFIGURATION, CSV_NAME, DATASET_NAME, LOG_NAME, OVERLAYS, PREDICTIONS, TRAINER,
+                                     DemoError, child_environment, prepare_workdir)
+from swin_umamba.workflow.errors import WorkflowError
 from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds
 from swin_umamba.workflow.progress import StepCounter, say
 
@@ -21,6 +22,7 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     workdir = Path(args.workdir).expanduser().resolve()
     fold = args.fold
+    configuration = CONFIGURATION
     log_path = workdir / LOG_NAME
     steps = StepCounter(6)
 
@@ -41,7 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
         steps.done()
 
         steps.begin("nnU-Net planning and preprocessing (nnUNetv2_plan_and_preprocess) ...")
-        demo_steps.plan(env, log_path)
+        demo_steps.plan(env, log_path, configuration)
         steps.done()
 
         from swin_umamba.trainers.demo import DEMO_EPOCHS, DEMO_ITERATIONS
@@ -50,14 +52,14 @@ def run_demo(args: argparse.Namespace) -> int:
         iterations = args.iterations or DEMO_ITERATIONS
         steps.begin(f"training {TRAINER} on CPU, fold {fold}: {epochs} epochs x {iterations} steps "
                     f"(nnUNetv2_train) ...")
-        demo_steps.train(env, log_path, fold, epochs, list(scoring.dataset_classes(raw).values()))
+        demo_steps.train(env, log_path, configuration, fold, epochs, list(scoring.dataset_classes(raw).values()))
         steps.done()
 
         steps.begin("predicting the held-out test cases (nnUNetv2_predict) ...")
-        checked = demo_steps.check_inputs(workdir, raw, fold)
+        checked = demo_steps.check_inputs(workdir, raw, configuration, fold)
         steps.note(f"inputs checked (swin-umamba check-inputs): {checked} case(s), checkpoint_final.pth")
         pred_dir = workdir / PREDICTIONS
-        demo_steps.predict(env, log_path, raw, pred_dir, fold)
+        demo_steps.predict(env, log_path, raw, pred_dir, configuration, fold)
         steps.done()
 
         steps.begin("Dice per class on the held-out cases ...")
@@ -77,7 +79,7 @@ def run_demo(args: argparse.Namespace) -> int:
         say(f"ERROR: {exc.program} failed with exit code {exc.returncode}. Last lines of its output:\n"
             + textwrap.indent(exc.tail(25), "    ") + f"\nFull log: {exc.log}")
         return 1
-    except (DemoError, CommandError) as exc:
+    except (DemoError, CommandError, WorkflowError) as exc:
         say(f"ERROR: {exc}")
         return 1
     except KeyboardInterrupt:

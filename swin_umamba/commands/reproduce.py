@@ -18,8 +18,9 @@ then the table of our numbers beside the published ones -> <out>/comparison.md a
 
 Re-running the same command continues where it stopped: planning is skipped when the plans and the
 preprocessed 2d data exist, training resumes with --c from nnU-Net's latest checkpoint and is skipped
-when the evaluated checkpoint exists, prediction and scoring are skipped when `<out>/state.json`
-says they were done with the same checkpoint (same SHA-256). `--restart-from STEP` redoes a step and
+when the evaluated checkpoint exists, prediction is skipped when the predictions' stamp
+(`<out>/predictions/.prediction.json`) names the same checkpoint (same SHA-256) and scoring when
+`<out>/state.json` says it scored those. `--restart-from STEP` redoes a step and
 everything after it.
 """
 from __future__ import annotations
@@ -29,17 +30,17 @@ import sys
 import time
 from pathlib import Path
 
-from swin_umamba.comparison.baselines import BASELINE_STEPS, REPORT_NAMES, InputsNotUsable
+from swin_umamba.comparison.baselines import BASELINE_STEPS, REPORT_NAMES
 from swin_umamba.comparison.protocol import BASELINE_TRAINER, ProtocolError
 from swin_umamba.comparison.steps import StepError
-from swin_umamba.fileio import sha256_of
 from swin_umamba.network_registry import BY_ALIAS
 from swin_umamba.reproduction.recipes import FOLD, PLANS, PUBLISHED_NAME, RECIPES, SCHEDULE_EPOCHS, TRAINERS
 from swin_umamba.reproduction.report import our_summary, write_comparison
 from swin_umamba.reproduction.run import (ReproduceError, Run, cases_to_predict, new_run, remember_trainer,
                                           trainer_facts)
-from swin_umamba.reproduction.steps import (STEPS, StepFailed, dry_run_lines, step_evaluate, step_plan, step_predict,
-                                            step_train)
+from swin_umamba.reproduction.steps import (STEPS, StepFailed, dry_run_lines, predictions_stamp, step_evaluate,
+                                            step_plan, step_predict, step_train)
+from swin_umamba.workflow.errors import WorkflowError
 from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
 from swin_umamba.workflow.progress import StepCounter
 
@@ -93,7 +94,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     try:
         run = build_run(args)
         needs_imagenet, cases, file_ending = check_run(run, args)
-    except ReproduceError as exc:
+    except (ReproduceError, WorkflowError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -117,8 +118,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     try:
         step_plan(run, steps, redo["plan"])
         checkpoint = step_train(run, steps, redo["train"])
-        stamp = {"checkpoint": str(checkpoint.resolve()), "sha256": sha256_of(checkpoint),
-                 "test_images": str(run.test_images.resolve())}
+        stamp = predictions_stamp(run, checkpoint)
         state = run.load_state()
         step_predict(run, steps, checkpoint, stamp, state, redo["predict"], cases, file_ending)
         step_evaluate(run, steps, stamp, state, redo["evaluate"])
@@ -136,7 +136,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print(f"\nerror: {exc}\n--- last lines of {exc.log} ---\n{exc.tail()}\n---", file=sys.stderr)
         print("Fix the cause and run the same command again: finished steps are skipped.", file=sys.stderr)
         return 1
-    except (ReproduceError, CommandError, InputsNotUsable, StepError, ProtocolError) as exc:
+    except (ReproduceError, CommandError, WorkflowError, StepError, ProtocolError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

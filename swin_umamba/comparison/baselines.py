@@ -10,10 +10,6 @@ REPORT_NAMES = {"markdown": "baselines.md", "summary": "baselines.csv", "per_cas
                 "plot": "baselines_paired.png"}
 
 
-class InputsNotUsable(RuntimeError):
-    """check-inputs found problems in what the predictions would read; the message lists them."""
-
-
 @dataclass
 class TestSet:
     images: Path
@@ -41,28 +37,25 @@ def compare_with_baselines(steps, counter, ours, ours_checkpoint: Path, protocol
     from swin_umamba.comparison.steps import per_case_values
     from swin_umamba.evaluation.paired import compare_paired
     from swin_umamba.evaluation.paired_report import write_report
-    from swin_umamba.input_checks import check_prediction_inputs, format_problems
+    from swin_umamba.workflow.predictions import check_before_predicting
 
     baselines = baseline_models(baseline_trainer)
     counter.begin(f"plan the residual-encoder preset: {RESENC_PLANNER} -> {RESENC_PLANS}, {protocol.configuration}")
-    if not steps.plan_resenc():
+    if not steps.plan_resenc(protocol.configuration):
         counter.note(f"skipped: {RESENC_PLANS} and its preprocessed {protocol.configuration} data exist")
     checkpoints = {ours.label: ours_checkpoint}
     for model in baselines:
         counter.begin(f"train {model.label} ({model.trainer}, {model.plans}): {protocol.describe()}")
-        checkpoints[model.label], trained = steps.train(model, protocol.fold, protocol.stop_after,
-                                                        protocol.baseline_environment(), f"train_{model.slug}")
+        checkpoints[model.label], trained = steps.train(model, protocol.configuration, protocol.fold,
+                                                        protocol.stop_after, protocol.baseline_environment(),
+                                                        f"train_{model.slug}")
         if not trained:
             counter.note(f"skipped: {checkpoints[model.label]} exists")
 
     models = [ours, *baselines]
     counter.begin(f"check the test images ({test.images}) and the checkpoints")
-    problems = []
-    for model in models:
-        problems += check_prediction_inputs(test.images, model.folder(steps.results, steps.dataset_name),
-                                            [protocol.fold], checkpoints[model.label].name)[0]
-    if problems:
-        raise InputsNotUsable(f"the inputs of the predictions are not usable:\n{format_problems(problems)}")
+    check_before_predicting(test.images, {model.folder(steps.results, steps.dataset_name, protocol.configuration):
+                                          checkpoints[model.label].name for model in models}, [protocol.fold])
     counter.note(f"{len(test.cases)} case(s), {len(models)} model(s): fine")
 
     values = {}

@@ -1,9 +1,9 @@
 """The protocol a comparison holds fixed, and the models compared.
 
 A baseline is only a fair comparison when it sees what our run saw: the same preprocessed data
-(dataset, configuration 2d), the same fold, the same number of epochs of the same-length schedule
+(dataset, configuration), the same fold, the same number of epochs of the same-length schedule
 with the same stop, the same iterations per epoch, the same test cases and no test-time
-augmentation. The run length is read from the trained model itself (nnU-Net's `debug.json` in the
+augmentation. The configuration and run length are read from the trained model itself (nnU-Net's `debug.json` in the
 fold folder records the trainer's attributes), so it holds for any trainer, short test ones included.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from swin_umamba.environment import (ITERATIONS_PER_EPOCH_VAR, SCHEDULE_EPOCHS_VAR, STOP_AFTER_EPOCHS_VAR,
                                      VAL_ITERATIONS_PER_EPOCH_VAR)
 from swin_umamba.network_registry import BASELINE_TRAINER
-from swin_umamba.nnunet_layout import CHECKPOINT_FINAL, DEFAULT_PLANS, model_folder
-from swin_umamba.reproduction.recipes import CONFIGURATION
+from swin_umamba.nnunet_layout import CHECKPOINT_FINAL, DEFAULT_PLANS
+from swin_umamba.workflow.nnunet_commands import NnUNetModel
 
 RESENC_PLANNER = "nnUNetPlannerResEncM"  # nnUNetv2_plan_experiment -pl
 RESENC_PLANS = "nnUNetResEncUNetMPlans"  # the plans identifier it writes
@@ -35,8 +35,11 @@ class Model:
     trainer: str
     plans: str
 
-    def folder(self, results: Path, dataset_name: str, configuration: str = CONFIGURATION) -> Path:
-        return model_folder(results, dataset_name, self.trainer, self.plans, configuration)
+    def nnunet(self, dataset: int | str, configuration: str) -> NnUNetModel:
+        return NnUNetModel(dataset, configuration, self.trainer, self.plans)
+
+    def folder(self, results: Path, dataset_name: str, configuration: str) -> Path:
+        return self.nnunet(dataset_name, configuration).folder(results, dataset_name)
 
     @property
     def slug(self) -> str:
@@ -57,7 +60,7 @@ class Protocol:
     stop_after: int  # epochs actually trained
     iterations_per_epoch: int
     val_iterations_per_epoch: int
-    configuration: str = CONFIGURATION
+    configuration: str
 
     def baseline_environment(self) -> dict[str, str]:
         """What nnUNetTrainerProtocol reads to run this long."""
@@ -81,7 +84,7 @@ def _int(record: dict, key: str, path: Path) -> int:
 
 
 def protocol_of_trained_model(fold_folder: Path, dataset_id: int, fold: str) -> Protocol:
-    """The run length of the model trained in `fold_folder`, from nnU-Net's debug.json there.
+    """The configuration and run length of the model trained in `fold_folder`, from nnU-Net's debug.json there.
 
     nnU-Net writes the file when training starts, after the trainer set itself up, so `num_epochs` is
     the number of epochs run (after a stop) and `schedule_epochs` (Swin-UMamba's and the baseline's
@@ -93,5 +96,8 @@ def protocol_of_trained_model(fold_folder: Path, dataset_id: int, fold: str) -> 
         raise ProtocolError(f"cannot read {path} ({exc}); train the model with nnUNetv2_train first") from exc
     epochs = _int(record, "num_epochs", path)
     schedule = _int(record, "schedule_epochs", path) if "schedule_epochs" in record else epochs
+    configuration = record.get("configuration_name")
+    if not configuration:
+        raise ProtocolError(f"{path} names no 'configuration_name'; train the model with nnUNetv2_train first")
     return Protocol(dataset_id, fold, schedule, epochs, _int(record, "num_iterations_per_epoch", path),
-                    _int(record, "num_val_iterations_per_epoch", path))
+                    _int(record, "num_val_iterations_per_epoch", path), configuration)

@@ -8,12 +8,24 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, TRAINER, DemoError, dataset_source
+from swin_umamba.demo.layout import DATASET_ID, DATASET_NAME, TRAINER, dataset_source
 from swin_umamba.demo.overlay import write_overlay
 from swin_umamba.demo.scoring import Scores, read_image
-from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, image_file
-from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, nnunet_tool, run_logged
+from swin_umamba.environment import NNUNET_RESULTS_VAR
+from swin_umamba.nnunet_layout import CHECKPOINT_FINAL, DATASET_JSON, DEFAULT_PLANS, IMAGES_TS, image_file
+from swin_umamba.workflow import nnunet_commands
+from swin_umamba.workflow.nnunet_commands import NnUNetModel
+from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, run_logged
+from swin_umamba.workflow.predictions import check_before_predicting
 from swin_umamba.workflow.progress import TrainingProgress
+
+DEVICE = "cpu"
+WORKERS = 1  # processes of planning and of prediction: a small CPU gains nothing from more
+
+
+def demo_model(configuration: str) -> NnUNetModel:
+    """The demo trainer's model of `configuration` on the embedded dataset."""
+    return NnUNetModel(DATASET_ID, configuration, TRAINER, DEFAULT_PLANS)
 
 
 def copy_dataset(workdir: Path) -> Path:
@@ -26,35 +38,28 @@ def copy_dataset(workdir: Path) -> Path:
     return raw
 
 
-def plan(env: dict[str, str], log: Path) -> None:
-    run_logged([nnunet_tool("nnUNetv2_plan_and_preprocess"), "-d", str(DATASET_ID), "-c", CONFIGURATION,
-                "--verify_dataset_integrity", "-npfp", "1", "-np", "1"], env, log, append=True)
+def plan(env: dict[str, str], log: Path, configuration: str) -> None:
+    run_logged(nnunet_commands.plan_and_preprocess_command(DATASET_ID, [configuration], workers=WORKERS), env, log,
+               append=True)
 
 
-def train(env: dict[str, str], log: Path, fold: str, epochs: int, class_names: Sequence[str] = ()) -> None:
+def train(env: dict[str, str], log: Path, configuration: str, fold: str, epochs: int,
+          class_names: Sequence[str] = ()) -> None:
     """nnUNetv2_train on CPU; one console line per epoch, its pseudo Dice labelled with `class_names`."""
-    run_logged([nnunet_tool("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, str(fold), "-tr", TRAINER,
-                "-device", "cpu"], env, log, show=TrainingProgress(epochs, class_names=class_names), append=True)
+    run_logged(nnunet_commands.train_command(demo_model(configuration), fold, device=DEVICE), env, log,
+               show=TrainingProgress(epochs, class_names=class_names), append=True)
 
 
-def check_inputs(workdir: Path, raw: Path, fold: str) -> int:
-    """The test images and the trained fold's final checkpoint, as `swin-umamba check-inputs` checks them;
-    DemoError naming every bad file. Returns the number of cases."""
-    from swin_umamba.input_checks import check_prediction_inputs, format_problems
-    from swin_umamba.environment import NNUNET_RESULTS_VAR
-    from swin_umamba.nnunet_layout import DEFAULT_PLANS, model_folder
-
-    model = model_folder(workdir / NNUNET_RESULTS_VAR, DATASET_NAME, TRAINER, DEFAULT_PLANS, CONFIGURATION)
-    problems, cases = check_prediction_inputs(raw / IMAGES_TS, model, [str(fold)])
-    if problems:
-        raise DemoError(f"the inputs of the prediction are not usable:\n{format_problems(problems)}")
-    return cases
+def check_inputs(workdir: Path, raw: Path, configuration: str, fold: str) -> int:
+    """The test images and the trained fold's final checkpoint, as `swin-umamba check-inputs` checks them
+    (InputsNotUsable naming every bad file). Returns the number of cases."""
+    model = demo_model(configuration).folder(workdir / NNUNET_RESULTS_VAR, DATASET_NAME)
+    return check_before_predicting(raw / IMAGES_TS, {model: CHECKPOINT_FINAL}, [fold])
 
 
-def predict(env: dict[str, str], log: Path, raw: Path, predictions: Path, fold: str) -> None:
-    run_logged([nnunet_tool("nnUNetv2_predict"), "-i", str(raw / IMAGES_TS), "-o", str(predictions),
-                "-d", str(DATASET_ID), "-c", CONFIGURATION, "-tr", TRAINER, "-f", str(fold),
-                "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
+def predict(env: dict[str, str], log: Path, raw: Path, predictions: Path, configuration: str, fold: str) -> None:
+    run_logged(nnunet_commands.predict_command(demo_model(configuration), raw / IMAGES_TS, predictions, [fold],
+                                               device=DEVICE, disable_tta=True, workers=WORKERS),
                env, log, append=True)
 
 

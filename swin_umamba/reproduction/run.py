@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from swin_umamba.environment import EXT_TRAINER_VAR, NNUNET_FOLDER_VARS
+from swin_umamba.environment import EXT_TRAINER_VAR
 from swin_umamba.fileio import write_text_atomic
-from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, LABELS_TS, fold_folder, model_folder
+from swin_umamba.nnunet_layout import DATASET_JSON, IMAGES_TS, LABELS_TS
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, RECIPES, TRAINERS, Recipe
+from swin_umamba.workflow.nnunet_commands import NnUNetModel
+from swin_umamba.workflow.nnunet_folders import nnunet_folders, raw_dataset_folder
 from swin_umamba.workflow.nnunet_outputs import case_ids
 from swin_umamba.workflow.nnunet_runner import nnunet_environment
 
@@ -41,8 +43,13 @@ class Run:
         return f"checkpoint_{self.stop_after - 1}.pth"
 
     @property
+    def model(self) -> NnUNetModel:
+        """The model the paper's recipe trains: its configuration and plans, this run's trainer."""
+        return NnUNetModel(self.recipe.dataset_id, CONFIGURATION, self.trainer, PLANS)
+
+    @property
     def model_folder(self) -> Path:
-        return fold_folder(model_folder(self.results, self.dataset_name, self.trainer, PLANS, CONFIGURATION), FOLD)
+        return self.model.fold_folder(self.results, self.dataset_name, FOLD)
 
     @property
     def step_count(self) -> int:
@@ -68,28 +75,11 @@ class Run:
         write_text_atomic(self.state_file, json.dumps(state, indent=2) + "\n")
 
 
-def nnunet_folders() -> tuple[Path, Path, Path]:
-    """nnUNet_raw, nnUNet_preprocessed and nnUNet_results of this process's environment."""
-    missing = [var for var in NNUNET_FOLDER_VARS if not os.environ.get(var)]
-    if missing:
-        lines = "\n".join(f"  export {var}=/path/to/{var}   # {NNUNET_FOLDER_VARS[var]}" for var in missing)
-        raise ReproduceError(f"nnU-Net's folders are not set: {', '.join(missing)}. Set them first, e.g.\n{lines}")
-    raw, pre, res = (Path(os.environ[var]) for var in NNUNET_FOLDER_VARS)
-    if not raw.is_dir():
-        raise ReproduceError(f"nnUNet_raw={raw} does not exist")
-    return raw, pre, res
-
-
 def resolve_dataset_name(raw: Path, recipe: Recipe) -> str:
-    matches = sorted(p.name for p in raw.glob(f"Dataset{recipe.dataset_id:03d}_*") if p.is_dir())
-    if not matches:
-        raise ReproduceError(f"no Dataset{recipe.dataset_id:03d}_* folder in nnUNet_raw={raw}; put U-Mamba's "
-                             f"prepared dataset there or build it with `swin-umamba {recipe.converter}` "
-                             f"(docs/reproduction.md)")
-    if len(matches) > 1:
-        raise ReproduceError(f"several raw datasets with id {recipe.dataset_id} in {raw}: {', '.join(matches)}; "
-                             f"keep one")
-    return matches[0]
+    """The name of the recipe's dataset folder in nnUNet_raw."""
+    return raw_dataset_folder(raw, recipe.dataset_id,
+                              fix=f"put U-Mamba's prepared dataset there or build it with `swin-umamba "
+                                  f"{recipe.converter}` (docs/reproduction.md)").name
 
 
 def new_run(dataset_id: int, *, network: str | None = None, trainer: str | None = None,

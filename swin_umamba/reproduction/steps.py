@@ -15,10 +15,13 @@ from swin_umamba.environment import EXT_TRAINER_VAR
 from swin_umamba.nnunet_layout import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, DATASET_JSON
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, PLANS, SCHEDULE_EPOCHS
 from swin_umamba.reproduction.run import ReproduceError, Run
+from swin_umamba.workflow import nnunet_commands
+from swin_umamba.workflow.nnunet_commands import command_line
 from swin_umamba.workflow.nnunet_outputs import checkpoint_epoch
 from swin_umamba.workflow.nnunet_outputs import plans_ready as nnunet_plans_ready
-from swin_umamba.workflow.nnunet_runner import (STOP_ENV_VAR, CommandFailed, format_seconds, nnunet_environment,
-                                                nnunet_tool, run_logged)
+from swin_umamba.workflow.nnunet_runner import STOP_ENV_VAR, CommandFailed, format_seconds, nnunet_environment, run_logged
+from swin_umamba.workflow.predictions import (check_before_predicting, prediction_stamp, prediction_stamp_matches,
+                                              write_prediction_stamp)
 from swin_umamba.workflow.progress import NOTE_INDENT, StepCounter, TrainingProgress, say
 
 STEPS = ("plan", "train", "predict", "evaluate")  # cells-to-instances belongs to "evaluate" for --restart-from
@@ -32,10 +35,8 @@ class StepFailed(Exception):
 
 # running one step ------------------------------------------------------------------------------------
 def run_command(step: str, cmd: list[str], env: dict[str, str], log: Path, verbose: bool) -> float:
-    """Run the nnU-Net program `cmd` (its bare name first), output to `log`; StepFailed unless it exits 0.
-
-    The console shows everything with `verbose`, else one line per training epoch."""
-    cmd = [nnunet_tool(cmd[0]), *cmd[1:]]
+    """Run the nnU-Net program `cmd` (a workflow.nnunet_commands list), output to `log`; StepFailed unless it
+    exits 0. The console shows everything with `verbose`, else one line per training epoch."""
     StepCounter.note(f"$ {shlex.join(cmd)}")
     StepCounter.note(f"log: {log}")
     epochs = env.get(STOP_ENV_VAR)  # the epochs a training child will run, when it is told
@@ -94,31 +95,18 @@ def run_in_process(step: str, equivalent: list[str], log: Path, verbose: bool,
 
 # the commands -----------------------------------------------------------------------------------------
 def plan_command(run: Run) -> list[str]:
-    cmd = ["nnUNetv2_plan_and_preprocess", "-d", str(run.recipe.dataset_id), "-c", CONFIGURATION,
-           "--verify_dataset_integrity"]
-    if run.num_processes is not None:
-        workers = str(max(1, run.num_processes))
-        cmd += ["-npfp", workers, "-np", workers]
-    return cmd
+    return nnunet_commands.plan_and_preprocess_command(run.recipe.dataset_id, [CONFIGURATION],
+                                                       workers=run.num_processes)
 
 
 def train_command(run: Run, resume: bool) -> list[str]:
-    cmd = ["nnUNetv2_train", str(run.recipe.dataset_id), CONFIGURATION, FOLD, "-tr", run.trainer, "-p", PLANS,
-           "-device", run.device]
-    if run.num_gpus > 1:
-        cmd += ["-num_gpus", str(run.num_gpus)]
-    if resume:
-        cmd.append("--c")
-    return cmd
+    return nnunet_commands.train_command(run.model, FOLD, device=run.device, resume=resume, num_gpus=run.num_gpus)
 
 
 def predict_command(run: Run, checkpoint_name: str) -> list[str]:
-    cmd = ["nnUNetv2_predict", "-i", str(run.test_images), "-o", str(run.predictions),
-           "-d", str(run.recipe.dataset_id), "-c", CONFIGURATION, "-tr", run.trainer, "-p", PLANS, "-f", FOLD,
-           "-chk", checkpoint_name, "--disable_tta", "-device", run.device, "--disable_progress_bar"]
-    if run.num_processes is not None:  # 0: nnU-Net's sequential mode, no worker processes
-        cmd += ["-npp", str(run.num_processes), "-nps", str(run.num_processes)]
-    return cmd
+    # num_processes 0: nnU-Net's sequential mode, no worker processes
+    return nnunet_commands.predict_command(run.model, run.test_images, run.predictions, [FOLD], device=run.device,
+                                           checkpoint=checkpoint_name, disable_tta=True, workers=run.num_processes)
 
 
 def instances_command(run: Run) -> list[str]:
@@ -158,6 +146,11 @@ def usable_checkpoint(run: Run) -> Path | None:
     if final.is_file() and checkpoint_epoch(final) == run.stop_after:
         return final
     return None
+
+
+def predictions_stamp(run: Run, checkpoint: Path) -> dict:
+    """What the run's predictions are made from: the checkpoint (path, SHA-256), test images, configuration, fold."""
+    return prediction_stamp({FOLD: checkpoint}, run.test_images, CONFIGURATION)
 
 
 def predictions_complete(run: Run, cases: list[str], file_ending: str) -> bool:
@@ -209,13 +202,13 @@ def step_train(run: Run, steps: StepCounter, redo: bool) -> Path:
 
 def step_predict(run: Run, steps: StepCounter, checkpoint: Path, stamp: dict, state: dict, redo: bool,
                  cases: list[str], file_ending: str) -> None:
-    if not redo and state.get("predict") == stamp and predictions_complete(run, cases, file_ending):
+    if not redo and prediction_stamp_matches(run.predictions, stamp) and predictions_complete(run, cases, file_ending):
         steps.begin(f"predict: skipped: {len(cases)} predictions from {checkpoint.name} in {run.predictions}")
         return
     checked = check_inputs(run, checkpoint)  # before anything of an earlier prediction is removed
     if run.predictions.exists():
         shutil.rmtree(run.predictions)  # made by another checkpoint, or incomplete: start clean
-    for step in ("predict", "instances", "evaluate"):
+    for step in ("instances", "evaluate"):
         state.pop(step, None)
     run.save_state(state)
     steps.begin(f"predict: {len(cases)} test case(s) with {checkpoint.name}, fold {FOLD}, no test-time "
@@ -225,19 +218,12 @@ def step_predict(run: Run, steps: StepCounter, checkpoint: Path, stamp: dict, st
                 run.verbose)
     if not predictions_complete(run, cases, file_ending):
         raise ReproduceError(f"nnUNetv2_predict ended without writing every prediction into {run.predictions}")
-    state["predict"] = stamp
-    run.save_state(state)
+    write_prediction_stamp(run.predictions, stamp)
 
 
 def check_inputs(run: Run, checkpoint: Path) -> int:
-    """What nnUNetv2_predict will read, checked as `swin-umamba check-inputs` does; ReproduceError naming
-    every bad file. Returns the number of cases."""
-    from swin_umamba.input_checks import check_prediction_inputs, format_problems
-
-    problems, checked = check_prediction_inputs(run.test_images, run.model_folder.parent, [FOLD], checkpoint.name)
-    if problems:
-        raise ReproduceError(f"the inputs of the prediction are not usable:\n{format_problems(problems)}")
-    return checked
+    """What nnUNetv2_predict will read (InputsNotUsable naming every bad file); the number of cases."""
+    return check_before_predicting(run.test_images, {run.model_folder.parent: checkpoint.name}, [FOLD])
 
 
 def step_instances(run: Run, steps: StepCounter, stamp: dict, state: dict, redo: bool) -> None:
@@ -287,9 +273,9 @@ def dry_run_lines(run: Run, cases: list[str], redo: dict[str, bool]) -> list[str
     env_line = f"{STOP_ENV_VAR}={run.stop_after} {EXT_TRAINER_VAR}={nnunet_environment()[EXT_TRAINER_VAR]}"
     plan = "skip" if not redo["plan"] and plans_ready(run) else "run"
     checkpoint = None if redo["train"] else usable_checkpoint(run)
-    lines = [f"plan ({plan}): {shlex.join(plan_command(run))}",
-             f"train ({'skip' if checkpoint else 'run'}): {env_line} {shlex.join(train_command(run, resume=False))}",
-             f"predict: {shlex.join(predict_command(run, run.checkpoint_name))}  ({len(cases)} case(s))"]
+    lines = [f"plan ({plan}): {command_line(plan_command(run))}",
+             f"train ({'skip' if checkpoint else 'run'}): {env_line} {command_line(train_command(run, resume=False))}",
+             f"predict: {command_line(predict_command(run, run.checkpoint_name))}  ({len(cases)} case(s))"]
     if run.recipe.task == "cells":
         lines.append(f"instances: swin-umamba {shlex.join(instances_command(run))}")
     lines.append(f"evaluate: swin-umamba {shlex.join(evaluate_command(run, scored_folder(run)))}")
