@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import tempfile
@@ -9,22 +10,52 @@ from pathlib import Path
 from typing import Iterator
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
 @contextlib.contextmanager
-def atomic_target(path: Path) -> Iterator[Path]:
+def atomic_target(path: Path, durable: bool = False) -> Iterator[Path]:
     """A temporary file beside `path` to write to; it becomes `path` (os.replace) when the block ends
     normally and is removed when it raises, so readers see the old file or the new one, never a part.
-    Folders are created."""
+    Folders are created. `durable`: the file's data reaches the disk (fsync) before the rename, and the
+    rename itself after it, so that a crash of the machine cannot leave a file that is named but empty."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=TEMPORARY_SUFFIX, dir=path.parent)
     os.close(handle)
     try:
         yield Path(tmp)
+        if durable:
+            _fsync(tmp, os.O_RDONLY)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    if durable and os.name == "posix":  # a folder can be opened and synced only on POSIX
+        _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+def _fsync(path, flags: int) -> None:
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def remove_leftover_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files that writes of `path` through atomic_target left behind when their process
+    was killed; returns them. Only for paths that one process writes at a time."""
+    path = Path(path)
+    leftovers = sorted(path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*{TEMPORARY_SUFFIX}"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
 
 
 def write_text_atomic(path: Path, text: str) -> None:

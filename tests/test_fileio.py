@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
-from swin_umamba.fileio import atomic_target, sha256_of, write_text_atomic
+from swin_umamba.fileio import atomic_target, remove_leftover_temporaries, sha256_of, write_text_atomic
 
 
 def test_write_text_atomic_creates_folders_and_keeps_newlines(tmp_path):
@@ -24,6 +25,34 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("disk full")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_a_durable_write_syncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pth"
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((os.readlink(f"/proc/self/fd/{fd}"),
+                                                                path.exists())), real_fsync(fd)))
+    with atomic_target(path, durable=True) as tmp:
+        tmp.write_bytes(b"new")
+    (file_synced, named_then), (folder_synced, named_after) = synced
+    assert file_synced == str(tmp) and not named_then
+    assert folder_synced == str(tmp_path) and named_after
+    assert path.read_bytes() == b"new"
+
+
+def test_leftover_temporaries_of_one_path_are_removed(tmp_path):
+    path = tmp_path / "checkpoint_latest.pth"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_target(path) as tmp:
+            tmp.write_bytes(b"half")
+            os.link(tmp, tmp_path / f"{tmp.name}.kept")  # what a kill, which runs no clean-up, leaves
+            raise KeyboardInterrupt
+    os.replace(tmp_path / f"{tmp.name}.kept", tmp)
+    other = tmp_path / ".checkpoint_best.pth.x.tmp"
+    other.write_bytes(b"")
+    assert remove_leftover_temporaries(path) == [tmp]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]
 
 
 def test_sha256_of_matches_hashlib_across_block_boundaries(tmp_path):

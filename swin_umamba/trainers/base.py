@@ -19,6 +19,7 @@ from swin_umamba.nets import SwinUMamba
 from swin_umamba.network_registry import NETWORKS, network_of_class
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
+from swin_umamba.trainers.checkpoints import AtomicCheckpointMixin
 from swin_umamba.trainers.common import ConfigurationError, positive_int_from_env, stop_after_epochs, unwrap
 from swin_umamba.trainers.finetune import PretrainedWeightsMixin
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
@@ -73,7 +74,7 @@ def _fingerprint(module: nn.Module) -> torch.Tensor:
     return torch.stack([p.detach().double().sum() for p in module.state_dict().values()])
 
 
-class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, nnUNetTrainer):
+class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, AtomicCheckpointMixin, nnUNetTrainer):
     network_class: type[nn.Module] = SwinUMamba
     use_imagenet_weights = True
     freeze_encoder_epochs = 10  # only when starting from ImageNet weights

@@ -2,7 +2,8 @@
 
 `nnUNetTrainerProtocol` is nnU-Net's `nnUNetTrainer` unchanged (network from the plans, so the same class
 trains `nnUNetPlans` and `nnUNetResEncUNetMPlans`; SGD, poly schedule, loss, augmentation, validation)
-except for how long it runs, which it takes from the environment:
+except for how long it runs, which it takes from the environment, and for its checkpoints, which a failed
+write cannot destroy (trainers/checkpoints.py):
 
     SWIN_UMAMBA_SCHEDULE_EPOCHS           epochs the poly schedule spans (default: nnU-Net's 1000)
     SWIN_UMAMBA_ITERATIONS_PER_EPOCH      training iterations per epoch (default: nnU-Net's 250)
@@ -20,11 +21,13 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from swin_umamba.environment import (ITERATIONS_PER_EPOCH_VAR, SCHEDULE_EPOCHS_VAR, STOP_AFTER_EPOCHS_VAR,
                                      VAL_ITERATIONS_PER_EPOCH_VAR)
+from swin_umamba.trainers.checkpoints import AtomicCheckpointMixin
 from swin_umamba.trainers.common import positive_int_from_env, stop_after_epochs
 
 
-class nnUNetTrainerProtocol(nnUNetTrainer):
-    """nnUNetTrainer whose schedule length, iterations and stop come from the environment."""
+class nnUNetTrainerProtocol(AtomicCheckpointMixin, nnUNetTrainer):
+    """nnUNetTrainer whose schedule length, iterations and stop come from the environment; checkpoints
+    written atomically, as ours."""
 
     # nnU-Net records the arguments of the most derived __init__, so the signature stays explicit
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,

@@ -1,5 +1,5 @@
 """What the trainer parts share, below all of them: the configuration error, settings read from the
-environment, and the network under nnU-Net's wrappers. Imports nothing of the trainers."""
+environment, the network under nnU-Net's wrappers, stopping a run. Imports nothing of the trainers."""
 from __future__ import annotations
 
 import os
@@ -22,6 +22,14 @@ def unwrap(network: nn.Module) -> nn.Module:
     if isinstance(network, OptimizedModule):
         network = network._orig_mod
     return network
+
+
+def finish_data_loaders(trainer) -> None:
+    """End the trainer's background augmentation workers, which would otherwise keep a stopped run alive."""
+    for loader in (getattr(trainer, "dataloader_train", None), getattr(trainer, "dataloader_val", None)):
+        finish = getattr(loader, "_finish", None)
+        if finish is not None:
+            finish()
 
 
 def positive_int_from_env(name: str, default: int | None = None) -> int | None:

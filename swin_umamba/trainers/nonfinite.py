@@ -22,7 +22,7 @@ from torch import autocast
 
 from swin_umamba.environment import MAX_NONFINITE_ITERATIONS_VAR as MAX_NONFINITE_ENV_VAR
 from swin_umamba.nnunet_layout import CHECKPOINT_BEST, CHECKPOINT_LATEST
-from swin_umamba.trainers.common import positive_int_from_env, unwrap
+from swin_umamba.trainers.common import finish_data_loaders, positive_int_from_env, unwrap
 
 DEFAULT_MAX_NONFINITE_ITERATIONS = 5
 GRADIENT_CLIP_NORM = 12  # nnU-Net's value
@@ -143,10 +143,7 @@ class NonFiniteGuardMixin:
 
     def _stop(self, message: str) -> None:
         self.print_to_log_file(message)
-        for loader in (self.dataloader_train, self.dataloader_val):
-            finish = getattr(loader, "_finish", None)
-            if finish is not None:  # background augmentation workers would otherwise keep the process alive
-                finish()
+        finish_data_loaders(self)
         raise NonFiniteLossError(message)
 
     # checkpoints -----------------------------------------------------------------------------------------
