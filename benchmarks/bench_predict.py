@@ -43,11 +43,12 @@ if HERE not in sys.path:
 
 import timing  # noqa: E402
 
-from swin_umamba.demo.layout import DATASET_ID, DATASET_NAME, dataset_source  # noqa: E402
+from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, dataset_source  # noqa: E402
 from swin_umamba.environment import DEFAULT_WORKERS_VAR, EXT_TRAINER_VAR, trainers_dir  # noqa: E402
 from swin_umamba.network_registry import SWIN_UMAMBA  # noqa: E402
 from swin_umamba.nnunet_layout import DEFAULT_PLANS  # noqa: E402
-from swin_umamba.workflow.nnunet_runner import nnunet_environment, nnunet_tool  # noqa: E402
+from swin_umamba.workflow import nnunet_commands  # noqa: E402
+from swin_umamba.workflow.nnunet_runner import nnunet_environment  # noqa: E402
 
 DEMO = dataset_source()
 OURS = SWIN_UMAMBA.trainer
@@ -130,8 +131,8 @@ def run_logged(cmd, env, log_file: Path, timeout=None) -> float:
 
 
 def plan_datasets(env, ids, log_file: Path) -> None:
-    cmd = [nnunet_tool("nnUNetv2_plan_and_preprocess"), "-d", *map(str, ids), "-c", "2d",
-           "-npfp", "1", "-np", "1", "--no_pp"]
+    cmd = nnunet_commands.plan_and_preprocess_command(ids, [CONFIGURATION], verify_dataset_integrity=False,
+                                                      preprocess=False, workers=1)
     run_logged(cmd, env, log_file)
 
 
@@ -151,15 +152,15 @@ def fabricate_model(workdir: Path, dataset_name: str, trainer_name: str, seed: i
 
         trainer_class = getattr(variants, trainer_name)
     pre = workdir / "nnUNet_preprocessed" / dataset_name
-    plans = plans_with_trainable_patch(json.loads((pre / f"{PLANS}.json").read_text()), "2d")
+    plans = plans_with_trainable_patch(json.loads((pre / f"{PLANS}.json").read_text()), CONFIGURATION)
     dataset_json = json.loads((pre / "dataset.json").read_text())
     pm = PlansManager(plans)
-    cm = pm.get_configuration("2d")
+    cm = pm.get_configuration(CONFIGURATION)
     torch.manual_seed(seed)
     network = trainer_class.build_network_architecture(
         pm, cm, determine_num_input_channels(pm, cm, dataset_json),
         pm.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=True)
-    folder = workdir / "nnUNet_results" / dataset_name / f"{trainer_name}__{PLANS}__2d"
+    folder = workdir / "nnUNet_results" / dataset_name / f"{trainer_name}__{PLANS}__{CONFIGURATION}"
     (folder / "fold_0").mkdir(parents=True, exist_ok=True)
     (folder / "plans.json").write_text(json.dumps(plans, indent=2))
     (folder / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
@@ -170,7 +171,7 @@ def fabricate_model(workdir: Path, dataset_name: str, trainer_name: str, seed: i
         "logging": None,
         "_best_ema": None,
         "current_epoch": 0,
-        "init_args": {"plans": plans, "configuration": "2d", "fold": 0, "dataset_json": dataset_json,
+        "init_args": {"plans": plans, "configuration": CONFIGURATION, "fold": 0, "dataset_json": dataset_json,
                       "device": torch.device("cpu")},
         "trainer_name": trainer_name,
         "inference_allowed_mirroring_axes": tuple(range(len(cm.patch_size))),
@@ -199,16 +200,18 @@ def prepare(workdir: Path, synth_shape=(24, 160, 160), log=print) -> list[dict]:
         size = list(reversed(sitk.ReadImage(str(case_file)).GetSize()))
         for trainer in (DEFAULT, OURS):
             fabricate_model(workdir, name, trainer)
-        plans = json.loads((workdir / "nnUNet_results" / name / f"{OURS}__{PLANS}__2d" / "plans.json").read_text())
+        model = workdir / "nnUNet_results" / name / f"{OURS}__{PLANS}__{CONFIGURATION}"
+        plans = json.loads((model / "plans.json").read_text())
         cases.append({"dataset": name, "dataset_id": dataset_id, "input": str(case_dir), "case": case_file.name,
-                      "what": what, "image_size": size, "patch_size": plans["configurations"]["2d"]["patch_size"]})
+                      "what": what, "image_size": size,
+                      "patch_size": plans["configurations"][CONFIGURATION]["patch_size"]})
     return cases
 
 
 def predict_command(case: dict, trainer: str, out_dir: Path, tta: bool) -> list[str]:
-    cmd = [nnunet_tool("nnUNetv2_predict"), "-i", case["input"], "-o", str(out_dir), "-d",
-           str(case["dataset_id"]), "-c", "2d", "-tr", trainer, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1"]
-    return cmd if tta else cmd + ["--disable_tta"]
+    model = nnunet_commands.NnUNetModel(case["dataset_id"], CONFIGURATION, trainer, PLANS)
+    return nnunet_commands.predict_command(model, Path(case["input"]), out_dir, ["0"], device="cpu",
+                                           disable_tta=not tta, workers=1, progress_bar=True)
 
 
 def time_predictions(workdir: Path, cases: list[dict], repeats: int = 3, warmup: int = 1, log=print) -> list[dict]:

@@ -172,7 +172,7 @@ def test_predict_pieces(tmp_path):
     assert image.shape == label.shape == (6, 20, 24) and set(label.ravel()) <= {0, 1, 2} and label.max() > 0
     case = {"input": "IN", "dataset_id": 991}
     cmd = bench_predict.predict_command(case, bench_predict.OURS, tmp_path, tta=False)
-    assert cmd[-1] == "--disable_tta" and "-device" in cmd and cmd[cmd.index("-tr") + 1] == bench_predict.OURS
+    assert "--disable_tta" in cmd and "-device" in cmd and cmd[cmd.index("-tr") + 1] == bench_predict.OURS
     bench_predict.print_table([])
 
 

@@ -31,6 +31,9 @@ def test_plan_and_preprocess():
     assert nc.plan_and_preprocess_command(5, "3d_fullres", planner="nnUNetPlannerResEncM",
                                           verify_dataset_integrity=False)[1:] == [
         "-d", "5", "-c", "3d_fullres", "-pl", "nnUNetPlannerResEncM"]
+    assert nc.plan_and_preprocess_command([991, 992], ["2d"], verify_dataset_integrity=False, preprocess=False,
+                                          workers=1)[1:] == ["-d", "991", "992", "-c", "2d", "-npfp", "1", "-np", "1",
+                                                             "--no_pp"]
     with pytest.raises(ValueError, match="configurations"):
         nc.plan_and_preprocess_command(5, [])
 

@@ -65,18 +65,23 @@ def command_line(command: Sequence[str]) -> str:
     return shlex.join([Path(command[0]).name, *command[1:]])
 
 
-def plan_and_preprocess_command(dataset: int, configurations: Sequence[str], *, planner: str | None = None,
-                                verify_dataset_integrity: bool = True, workers: int | None = None) -> list[str]:
-    """Fingerprint, plans and preprocessed data of `configurations`; `planner` is -pl (nnU-Net's
-    ExperimentPlanner when None); `workers` processes for the fingerprint (-npfp) and for the
-    preprocessing (-np), nnU-Net's defaults when None, at least 1."""
-    command = [_program(PLAN_AND_PREPROCESS), "-d", str(dataset), "-c", *_configurations(configurations)]
+def plan_and_preprocess_command(dataset: int | Sequence[int], configurations: Sequence[str], *,
+                                planner: str | None = None, verify_dataset_integrity: bool = True,
+                                preprocess: bool = True, workers: int | None = None) -> list[str]:
+    """Fingerprint, plans and (unless not `preprocess`: --no_pp) preprocessed data of `configurations`
+    for one dataset id or several; `planner` is -pl (nnU-Net's ExperimentPlanner when None); `workers`
+    processes for the fingerprint (-npfp) and for the preprocessing (-np), nnU-Net's defaults when
+    None, at least 1."""
+    ids = [dataset] if isinstance(dataset, (int, str)) else list(dataset)
+    command = [_program(PLAN_AND_PREPROCESS), "-d", *_nonempty(ids, "datasets"), "-c", *_configurations(configurations)]
     if planner is not None:
         command += ["-pl", planner]
     if verify_dataset_integrity:
         command.append("--verify_dataset_integrity")
     if (n := _planning_workers(workers)) is not None:
         command += ["-npfp", n, "-np", n]
+    if not preprocess:
+        command.append("--no_pp")
     return command
 
 
