@@ -174,22 +174,36 @@ def test_a_failing_step_shows_its_log_tail_and_exits_non_zero(ws, first_run, tmp
     assert "evaluate: skipped" not in proc.stdout and "predict: skipped" in proc.stdout
 
 
-@pytest.mark.slow
-def test_missing_nnunet_folders_are_named(ws):
-    env = {k: v for k, v in ws.env.items() if k not in ("nnUNet_preprocessed", "nnUNet_results")}
-    proc = ws.reproduce(env=env)
-    assert proc.returncode == 2
-    assert "nnUNet_preprocessed" in proc.stderr and "nnUNet_results" in proc.stderr and "export" in proc.stderr
+def _fake_nnunet_folders(root: Path, monkeypatch, dataset_name: str) -> None:
+    """nnU-Net's three folders under `root`, with one file in the data set's imagesTs and labelsTs."""
+    for sub in ("imagesTs", "labelsTs"):
+        (root / "raw" / dataset_name / sub).mkdir(parents=True)
+        (root / "raw" / dataset_name / sub / "x").touch()
+    for var, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "pre"), ("nnUNet_results", "res")):
+        monkeypatch.setenv(var, str(root / sub))
 
 
-@pytest.mark.slow
-def test_dry_run_shows_the_papers_commands(ws):
-    proc = subprocess.run([sys.executable, "-m", "swin_umamba.cli", "reproduce", "--dataset", "703", "--dry-run"],
-                          env=ws.env, capture_output=True, text=True, cwd=ws.root)
-    assert proc.returncode == 0, proc.stderr
-    assert "-tr nnUNetTrainerSwinUMambaD " in proc.stdout and "(Swin-UMamba†)" in proc.stdout
-    assert "SWIN_UMAMBA_STOP_AFTER_EPOCHS=350" in proc.stdout and "-chk checkpoint_349.pth --disable_tta" in proc.stdout
-    assert str(trainers_dir()) in proc.stdout  # registered for the nnU-Net commands
+def test_missing_nnunet_folders_are_named(tmp_path, monkeypatch, capsys):
+    from swin_umamba.cli import main
+
+    _fake_nnunet_folders(tmp_path, monkeypatch, DATASET)
+    monkeypatch.delenv("nnUNet_preprocessed")
+    monkeypatch.delenv("nnUNet_results")
+    assert main(["reproduce", "--dataset", "703", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "nnUNet_preprocessed" in err and "nnUNet_results" in err and "export" in err
+
+
+def test_dry_run_shows_the_papers_commands(tmp_path, monkeypatch, capsys):
+    from swin_umamba.cli import main
+
+    _fake_nnunet_folders(tmp_path, monkeypatch, "unused")
+    make_miniature_703(tmp_path, tmp_path / "raw")
+    assert main(["reproduce", "--dataset", "703", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "-tr nnUNetTrainerSwinUMambaD " in out and "(Swin-UMamba†)" in out
+    assert "SWIN_UMAMBA_STOP_AFTER_EPOCHS=350" in out and "-chk checkpoint_349.pth --disable_tta" in out
+    assert str(trainers_dir()) in out  # registered for the nnU-Net commands
 
 
 @pytest.mark.parametrize("dataset, network, trainer, stop, checkpoint", [
@@ -204,11 +218,7 @@ def test_the_papers_trainer_and_checkpoint_per_dataset(tmp_path, monkeypatch, da
     from swin_umamba.commands.reproduce import build_run
 
     name = {702: "Dataset702_AbdomenMR", 703: "Dataset703_NeurIPSCell", 704: "Dataset704_Endovis17"}[dataset]
-    for sub in ("imagesTs", "labelsTs"):
-        (tmp_path / "raw" / name / sub).mkdir(parents=True)
-        (tmp_path / "raw" / name / sub / "x").touch()
-    for var, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "pre"), ("nnUNet_results", "res")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
+    _fake_nnunet_folders(tmp_path, monkeypatch, name)
     argv = ["reproduce", "--dataset", str(dataset)] + (["--network", network] if network else [])
     run = build_run(build_parser().parse_args(argv))
     assert (run.trainer, run.stop_after, run.checkpoint_name) == (trainer, stop, checkpoint)
