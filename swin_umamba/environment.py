@@ -1,11 +1,14 @@
 """The environment variables swin-umamba reads or sets, its own and nnU-Net's, by name."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 # swin-umamba's own
 SCAN_BACKEND_VAR = "SWIN_UMAMBA_SCAN"  # which selective scan runs (swin_umamba.ops.dispatch)
 PRETRAINED_WEIGHTS_VAR = "SWIN_UMAMBA_PRETRAINED"  # the ImageNet VMamba checkpoint
+CACHE_DIR_VAR = "SWIN_UMAMBA_CACHE"  # where downloaded files go (default: the platform's per-user cache)
 STOP_AFTER_EPOCHS_VAR = "SWIN_UMAMBA_STOP_AFTER_EPOCHS"  # end training early in a longer cosine schedule
 DEMO_EPOCHS_VAR = "SWIN_UMAMBA_DEMO_EPOCHS"  # the demo trainer's epochs
 DEMO_ITERATIONS_VAR = "SWIN_UMAMBA_DEMO_ITERATIONS"  # and steps per epoch
@@ -29,7 +32,30 @@ EXT_TRAINER_VAR = "nnUNet_extTrainer"  # extra folders nnU-Net searches for trai
 AUGMENTATION_WORKERS_VAR = "nnUNet_n_proc_DA"  # data augmentation processes
 DEFAULT_WORKERS_VAR = "nnUNet_def_n_proc"  # processes of preprocessing and export
 
+# the platforms' per-user cache locations
+XDG_CACHE_HOME_VAR = "XDG_CACHE_HOME"  # Linux and other freedesktop systems
+LOCAL_APPDATA_VAR = "LOCALAPPDATA"  # Windows
+CACHE_SUBFOLDER = "swin-umamba"
+
 
 def trainers_dir() -> Path:
     """The folder of our trainers to put in nnU-Net's EXT_TRAINER_VAR."""
     return (Path(__file__).resolve().parent / "nnunet_ext").resolve()
+
+
+def cache_dir() -> Path:
+    """The folder of our downloads: $SWIN_UMAMBA_CACHE, else the platform's per-user cache (XDG_CACHE_HOME
+    or ~/.cache on Linux, ~/Library/Caches on macOS, LOCALAPPDATA on Windows) with a swin-umamba folder."""
+    explicit = os.environ.get(CACHE_DIR_VAR)
+    if explicit:
+        return Path(explicit).expanduser()
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get(LOCAL_APPDATA_VAR) or str(home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(home / "Library" / "Caches")
+    else:
+        xdg = os.environ.get(XDG_CACHE_HOME_VAR, "")
+        # the XDG rules ignore a relative path
+        base = xdg if os.path.isabs(xdg) else str(home / ".cache")
+    return Path(base) / CACHE_SUBFOLDER

@@ -8,6 +8,7 @@ still loads without trusting its pickle.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,19 +18,42 @@ import torch
 from torch import nn
 
 from swin_umamba.environment import PRETRAINED_WEIGHTS_VAR as WEIGHTS_ENV_VAR
+from swin_umamba.environment import cache_dir
 
 RELEASE_FILE = "vssmtiny_dp01_ckpt_epoch_292.pth"
-HOW_TO_GET = (
-    f"Download the VMamba-Tiny v0 ImageNet checkpoint {RELEASE_FILE} (VMamba release of 2024-02-18; "
-    f"often saved as vmamba_tiny_e292.pth) and point {WEIGHTS_ENV_VAR} at it, "
-    f"e.g. export {WEIGHTS_ENV_VAR}=/data/weights/vmamba_tiny_e292.pth"
-)
+# a release asset of VMamba's repository, tag "#20240218" (the address Swin-UMamba's authors give)
+RELEASE_URL = f"https://github.com/MzeroMiko/VMamba/releases/download/%2320240218/{RELEASE_FILE}"
+# the SHA-256 one public project records for that file; the structural check, not this, decides
+RECORDED_SHA256 = "dbc0cc4f5ec0e45db5fba7c939d2c7d9b617e891ac10766912a8d604c37c5e47"
+DOWNLOAD_COMMAND = "swin-umamba weights download"
+
+
+def cached_weights_path() -> Path:
+    """Where `swin-umamba weights download` puts the file by default, and where the trainers look for it
+    when $SWIN_UMAMBA_PRETRAINED is unset."""
+    return cache_dir() / RELEASE_FILE
+
+
+def how_to_get() -> str:
+    """The advice every refusal ends with: the command that fetches the file, or where to get it by hand."""
+    return (
+        f"Run `{DOWNLOAD_COMMAND}` (it fetches {RELEASE_FILE}, VMamba-Tiny v0 of the VMamba release of "
+        f"2024-02-18, into {cached_weights_path()}, where training finds it), or download {RELEASE_URL} "
+        f"yourself and point {WEIGHTS_ENV_VAR} at it, e.g. export {WEIGHTS_ENV_VAR}=/data/weights/{RELEASE_FILE}"
+    )
+
+
 # a v0 file holds 212 keys; this many must land in the encoder
 MIN_MATCHED_FRACTION = 0.95
 
 
 class PretrainedWeightsError(RuntimeError):
-    """The ImageNet checkpoint is missing, unreadable or not a VMamba-Tiny v0 file."""
+    """The ImageNet checkpoint is missing, unreadable or not a VMamba-Tiny v0 file. `reason` says what is
+    wrong; the message adds how to get the right file."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"{reason} {how_to_get()}")
 
 
 def _metadata_globals() -> list:
@@ -71,20 +95,26 @@ class LoadReport:
 
 
 def resolve_weights_path(path: str | os.PathLike | None = None) -> Path:
-    """The checkpoint path: the argument, else $SWIN_UMAMBA_PRETRAINED. Raises if it does not exist."""
+    """The checkpoint path: the argument, else $SWIN_UMAMBA_PRETRAINED, else the downloaded file in the
+    cache folder. Raises if it does not exist; never downloads."""
     if path is None:
         env = os.environ.get(WEIGHTS_ENV_VAR)
         if not env:
-            raise PretrainedWeightsError(f"No ImageNet checkpoint given and {WEIGHTS_ENV_VAR} is not set. {HOW_TO_GET}")
+            cached = cached_weights_path()
+            if cached.is_file():
+                return cached
+            raise PretrainedWeightsError(
+                f"No ImageNet checkpoint: {WEIGHTS_ENV_VAR} is not set and {cached} does not exist."
+            )
         path = env
     p = Path(path).expanduser()
     if p.is_dir():
         raise PretrainedWeightsError(
             f"{p.resolve()} is a folder; the ImageNet checkpoint is a single file. Put {RELEASE_FILE} in it and "
-            f"name the file itself, e.g. {p.resolve() / RELEASE_FILE}. {HOW_TO_GET}"
+            f"name the file itself, e.g. {p.resolve() / RELEASE_FILE}."
         )
     if not p.is_file():
-        raise PretrainedWeightsError(f"ImageNet checkpoint not found: looked for {p.resolve()}. {HOW_TO_GET}")
+        raise PretrainedWeightsError(f"ImageNet checkpoint not found: looked for {p.resolve()}.")
     return p
 
 
@@ -107,7 +137,7 @@ def _unreadable(path: Path, exc: Exception) -> PretrainedWeightsError:
     if not head.startswith(_ZIP_MAGIC) and (not head or head[0] != _PICKLE_PROTOCOL_OPCODE):
         return PretrainedWeightsError(
             f"{path} is not a PyTorch checkpoint (its first bytes {head!r} are neither a zip archive nor a "
-            f"pickle). {HOW_TO_GET}"
+            f"pickle)."
         )
     message = str(exc)
     unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", message)
@@ -115,18 +145,18 @@ def _unreadable(path: Path, exc: Exception) -> PretrainedWeightsError:
         return PretrainedWeightsError(
             f"{path} is a PyTorch file that holds Python objects ({unsupported.group(1)}) besides tensors and "
             f"plain data; it is not loaded, because loading it would run code stored in the file. The VMamba "
-            f"file holds no such objects. {HOW_TO_GET}"
+            f"file holds no such objects."
         )
     return PretrainedWeightsError(
         f"{path} is a damaged or incomplete PyTorch checkpoint ({type(exc).__name__}: {_first_sentence(message)}); "
-        f"download it again. {HOW_TO_GET}"
+        f"download it again."
     )
 
 
 def read_checkpoint(path: Path) -> object:
     if path.stat().st_size == 0:
         raise PretrainedWeightsError(
-            f"{path} is empty (0 bytes): the download or copy did not complete. {HOW_TO_GET}"
+            f"{path} is empty (0 bytes): the download or copy did not complete."
         )
     try:
         with torch.serialization.safe_globals(_metadata_globals()):
@@ -147,21 +177,21 @@ def extract_v0_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and "network_weights" in obj:
         raise PretrainedWeightsError(
             f"{path} is an nnU-Net training checkpoint (trainer {obj.get('trainer_name', '?')}), not the ImageNet "
-            "VMamba file. To start from it use nnUNetv2_train ... -pretrained_weights; " + HOW_TO_GET
+            "VMamba file. To start from it use nnUNetv2_train ... -pretrained_weights."
         )
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
-        raise PretrainedWeightsError(f"{path} holds {_describe(obj)}, not a VMamba state_dict. {HOW_TO_GET}")
+        raise PretrainedWeightsError(f"{path} holds {_describe(obj)}, not a VMamba state_dict.")
     keys = list(state)
     if any(".op." in k or k.startswith("classifier.") for k in keys):
         raise PretrainedWeightsError(
             f"{path} looks like a VMamba v2 checkpoint (keys such as 'layers.0.blocks.0.op.*', 'classifier.*'): its "
-            f"blocks have another layout and cannot be mapped onto Swin-UMamba. {HOW_TO_GET}"
+            f"blocks have another layout and cannot be mapped onto Swin-UMamba."
         )
     if not any(re.match(r"layers\.\d+\.blocks\.\d+\.self_attention\.A_logs$", k) for k in keys):
         raise PretrainedWeightsError(
             f"{path} holds {len(keys)} tensors (e.g. {keys[:3]}) but none of a VMamba v0 encoder "
-            f"('layers.N.blocks.M.self_attention.*'). {HOW_TO_GET}"
+            f"('layers.N.blocks.M.self_attention.*')."
         )
     return state
 
@@ -184,31 +214,58 @@ def _encoder_and_patch_rule(model: nn.Module) -> tuple[nn.Module, bool]:
     return encoder, load_patch_embed
 
 
-def load_vmamba_weights(model: nn.Module, path: str | os.PathLike | None = None) -> LoadReport:
-    """Copy the ImageNet VMamba-Tiny v0 weights into `model.vssm_encoder`; returns what was loaded."""
-    p = resolve_weights_path(path)
-    state = extract_v0_state_dict(read_checkpoint(p), p)
-    encoder, load_patch_embed = _encoder_and_patch_rule(model)
-    target = encoder.state_dict()
-    report = LoadReport(path=str(p))
+def _match_v0_state(state: dict[str, torch.Tensor], target_shapes: dict[str, tuple[int, ...]],
+                    load_patch_embed: bool, path: Path) -> tuple[LoadReport, dict[str, torch.Tensor]]:
+    """Which file tensors land on which encoder keys (by name and shape); raises when too few do."""
+    report = LoadReport(path=str(path))
     to_load = {}
     for key, tensor in state.items():
         mapped = map_v0_key(key, load_patch_embed)
         if mapped is None:
             report.skipped.append(key)
-        elif mapped not in target:
+        elif mapped not in target_shapes:
             report.unexpected.append(key)
-        elif tuple(target[mapped].shape) != tuple(tensor.shape):
-            report.mismatched.append(f"{key}: file {tuple(tensor.shape)} vs encoder {tuple(target[mapped].shape)}")
+        elif target_shapes[mapped] != tuple(tensor.shape):
+            report.mismatched.append(f"{key}: file {tuple(tensor.shape)} vs encoder {target_shapes[mapped]}")
         else:
             to_load[mapped] = tensor
     report.loaded = sorted(to_load)
-    report.missing = sorted(k for k in target if k not in to_load and not (k.startswith("patch_embed.") and not load_patch_embed))
+    report.missing = sorted(k for k in target_shapes
+                            if k not in to_load and not (k.startswith("patch_embed.") and not load_patch_embed))
     if len(to_load) < MIN_MATCHED_FRACTION * (len(to_load) + len(report.missing)):
         details = (report.mismatched + report.missing)[:5]
         raise PretrainedWeightsError(
-            f"Only {len(to_load)} of {len(to_load) + len(report.missing)} encoder tensors match {p}; first problems: "
-            f"{details}. The file does not fit a VMamba-Tiny encoder. {HOW_TO_GET}"
+            f"Only {len(to_load)} of {len(to_load) + len(report.missing)} encoder tensors match {path}; first problems: "
+            f"{details}. The file does not fit a VMamba-Tiny encoder."
         )
+    return report, to_load
+
+
+def load_vmamba_weights(model: nn.Module, path: str | os.PathLike | None = None) -> LoadReport:
+    """Copy the ImageNet VMamba-Tiny v0 weights into `model.vssm_encoder`; returns what was loaded."""
+    p = resolve_weights_path(path)
+    state = extract_v0_state_dict(read_checkpoint(p), p)
+    encoder, load_patch_embed = _encoder_and_patch_rule(model)
+    shapes = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
+    report, to_load = _match_v0_state(state, shapes, load_patch_embed, p)
     encoder.load_state_dict(to_load, strict=False)
+    return report
+
+
+@functools.lru_cache(maxsize=1)
+def _rgb_encoder_shapes() -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the VMamba-Tiny encoder for RGB input, the layout of the ImageNet file (built once:
+    its initialisation takes seconds)."""
+    from swin_umamba.nets.vmamba import VSSMEncoder
+
+    return {k: tuple(v.shape) for k, v in VSSMEncoder(in_chans=3).state_dict().items()}
+
+
+def verify_v0_file(path: str | os.PathLike) -> LoadReport:
+    """The loader's checks without a network: the file reads safely, holds a VMamba v0 state_dict, and its
+    tensors fit the RGB VMamba-Tiny encoder (patch embedding included) as they would in training.
+    Returns what would load; raises PretrainedWeightsError otherwise."""
+    p = resolve_weights_path(path)
+    state = extract_v0_state_dict(read_checkpoint(p), p)
+    report, _ = _match_v0_state(state, _rgb_encoder_shapes(), load_patch_embed=True, path=p)
     return report

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from swin_umamba.environment import CACHE_DIR_VAR
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_TRAINERS = REPO / "tests" / "nnunet_trainers"
 BIN = Path(sys.executable).parent
@@ -69,6 +71,8 @@ class NnUNetWorkspace:
             "nnUNet_n_proc_DA": "1",
             "nnUNet_compile": "f",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            # an empty download cache: a file the developer downloaded must not change what the tests see
+            CACHE_DIR_VAR: str(root / "download-cache"),
         }
         for var in unset:
             self.env.pop(var, None)
@@ -85,7 +89,7 @@ class NnUNetWorkspace:
     def activate(self, monkeypatch) -> None:
         """This workspace's nnU-Net variables in this process's environment (for in-process nnU-Net calls;
         nnU-Net reads them when it uses a path, not at import)."""
-        for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer", CACHE_DIR_VAR):
             monkeypatch.setenv(key, self.env[key])
         for var in OUR_VARIABLES:
             monkeypatch.delenv(var, raising=False)

@@ -2,13 +2,23 @@
 import collections
 import pickle
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from swin_umamba import PretrainedWeightsError, SwinUMamba, SwinUMambaD, load_vmamba_weights
-from swin_umamba.pretrained import WEIGHTS_ENV_VAR, resolve_weights_path
+from swin_umamba.cli import main
+from swin_umamba.environment import CACHE_DIR_VAR, cache_dir
+from swin_umamba.pretrained import (
+    DOWNLOAD_COMMAND,
+    RELEASE_FILE,
+    RELEASE_URL,
+    WEIGHTS_ENV_VAR,
+    resolve_weights_path,
+)
 from tests.published_layouts import load_layout
 from tests.synthetic_weights import v0_state_dict, write_model_only_checkpoint
 
@@ -117,12 +127,56 @@ def test_missing_file_says_where_and_how(tmp_path):
     assert str(missing) in msg and "vssmtiny_dp01_ckpt_epoch_292.pth" in msg and WEIGHTS_ENV_VAR in msg
 
 
-def test_path_comes_from_the_environment(monkeypatch, checkpoints):
+def test_path_comes_from_the_environment(monkeypatch, checkpoints, tmp_path):
+    monkeypatch.setenv(CACHE_DIR_VAR, str(tmp_path / "empty-cache"))
     monkeypatch.setenv(WEIGHTS_ENV_VAR, str(checkpoints["model_only"]))
     assert resolve_weights_path() == checkpoints["model_only"]
     monkeypatch.delenv(WEIGHTS_ENV_VAR)
     with pytest.raises(PretrainedWeightsError, match=f"{WEIGHTS_ENV_VAR} is not set"):
         resolve_weights_path()
+
+
+def test_the_downloaded_file_is_found_when_the_variable_is_unset(monkeypatch, checkpoints, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cached = cache / RELEASE_FILE
+    cached.write_bytes(checkpoints["model_only"].read_bytes())
+    monkeypatch.setenv(CACHE_DIR_VAR, str(cache))
+    monkeypatch.delenv(WEIGHTS_ENV_VAR, raising=False)
+    assert resolve_weights_path() == cached
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, str(checkpoints["legacy"]))  # the variable wins over the cache
+    assert resolve_weights_path() == checkpoints["legacy"]
+
+
+def test_missing_file_names_the_download_command_and_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_DIR_VAR, str(tmp_path / "cache"))
+    monkeypatch.delenv(WEIGHTS_ENV_VAR, raising=False)
+    with pytest.raises(PretrainedWeightsError) as err:
+        resolve_weights_path()
+    msg = str(err.value)
+    assert DOWNLOAD_COMMAND in msg and str(tmp_path / "cache" / RELEASE_FILE) in msg and RELEASE_URL in msg
+    with pytest.raises(SystemExit) as stop:  # the command named is the real one
+        main(DOWNLOAD_COMMAND.split()[1:] + ["--help"])
+    assert stop.value.code == 0
+
+
+@pytest.mark.parametrize("platform,env,expected", [
+    ("linux", {}, "home/.cache/swin-umamba"),
+    ("linux", {"XDG_CACHE_HOME": "/xdg"}, "/xdg/swin-umamba"),
+    ("linux", {"XDG_CACHE_HOME": "relative"}, "home/.cache/swin-umamba"),  # relative: ignored, as XDG says
+    ("darwin", {}, "home/Library/Caches/swin-umamba"),
+    ("win32", {"LOCALAPPDATA": "/appdata"}, "/appdata/swin-umamba"),
+    ("linux", {CACHE_DIR_VAR: "/mine", "XDG_CACHE_HOME": "/xdg"}, "/mine"),
+])
+def test_cache_folder_per_platform(monkeypatch, tmp_path, platform, env, expected):
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path / "home"))
+    for var in (CACHE_DIR_VAR, "XDG_CACHE_HOME", "LOCALAPPDATA"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    want = tmp_path / expected if expected.startswith("home") else Path(expected)
+    assert cache_dir() == want
 
 
 def test_v2_checkpoint_is_recognised(tmp_path):
