@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "swin_umamba.commands.reproduce",
     "swin_umamba.commands.compare",
     "swin_umamba.commands.check_inputs",
+    "swin_umamba.commands.weights",
 ]
 
 

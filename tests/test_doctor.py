@@ -5,7 +5,10 @@ import pytest
 
 from swin_umamba.cli import main
 from swin_umamba.commands.setup import trainers_dir
-from swin_umamba.pretrained import WEIGHTS_ENV_VAR
+from swin_umamba.environment import CACHE_DIR_VAR
+from swin_umamba.fileio import sha256_of
+from swin_umamba.pretrained import DOWNLOAD_COMMAND, RELEASE_FILE, WEIGHTS_ENV_VAR
+from swin_umamba.weights_download import digest_path
 
 
 @pytest.fixture
@@ -15,6 +18,7 @@ def ready_environment(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         monkeypatch.setenv(name, str(tmp_path / name))
     monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
+    monkeypatch.setenv(CACHE_DIR_VAR, str(tmp_path / "cache"))
     return tmp_path
 
 
@@ -91,3 +95,28 @@ def test_a_torchvision_that_does_not_fit_torch_gets_the_install_fix(ready_enviro
     line = next(line for line in capsys.readouterr().out.splitlines() if "nnUNet_extTrainer" in line)
     assert line.startswith("[FAIL]") and "torchvision::nms" in line
     assert "--index-url" in line and "docs/installation.md" in line
+
+
+def downloaded_line(output: str) -> str:
+    return next(line for line in output.splitlines() if "downloaded ImageNet file" in line)
+
+
+@pytest.mark.parametrize("state", ["missing", "checked", "changed since", "never checked"])
+def test_downloaded_file_is_shown_with_its_state(ready_environment, monkeypatch, capsys, state):
+    monkeypatch.delenv(WEIGHTS_ENV_VAR, raising=False)
+    cached = ready_environment / "cache" / RELEASE_FILE
+    if state != "missing":
+        cached.parent.mkdir()
+        cached.write_bytes(b"weights")
+        if state != "never checked":
+            digest_path(cached).write_text(f"{sha256_of(cached)}  {RELEASE_FILE}\n")
+        if state == "changed since":
+            cached.write_bytes(b"other weights")
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    line = downloaded_line(out)
+    if state == "checked":
+        assert line.startswith("[ok  ]") and sha256_of(cached) in line
+        assert str(cached) in weights_line(out)  # the variable is unset: the trainers read the cached file
+    else:
+        assert line.startswith("[note]") and DOWNLOAD_COMMAND in line

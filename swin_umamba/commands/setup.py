@@ -37,8 +37,25 @@ def _check(ok: bool | None, what: str, detail: str) -> bool:
     return ok is not False
 
 
+def _show_downloaded_weights() -> None:
+    """Whether `swin-umamba weights download` put the ImageNet file in the cache and it is still the file
+    that passed the check then."""
+    from swin_umamba.pretrained import DOWNLOAD_COMMAND, cached_weights_path
+    from swin_umamba.weights_download import cached_file_status
+
+    state, digest = cached_file_status()
+    where = cached_weights_path()
+    if state == "verified":
+        _check(True, "downloaded ImageNet file", f"{where}, checked when downloaded (SHA-256 {digest})")
+    elif state == "unverified":
+        _check(None, "downloaded ImageNet file", f"{where} is there but not checked, or changed since it was; "
+               f"`{DOWNLOAD_COMMAND}` checks it (and downloads nothing if it passes)")
+    else:
+        _check(None, "downloaded ImageNet file", f"none in {where.parent}; `{DOWNLOAD_COMMAND}` fetches it")
+
+
 def run_doctor(args: argparse.Namespace) -> int:
-    from swin_umamba.pretrained import WEIGHTS_ENV_VAR, PretrainedWeightsError, resolve_weights_path
+    from swin_umamba.pretrained import WEIGHTS_ENV_VAR, DOWNLOAD_COMMAND, PretrainedWeightsError, resolve_weights_path
 
     good = True
     try:
@@ -88,18 +105,21 @@ def run_doctor(args: argparse.Namespace) -> int:
 
     try:
         path = resolve_weights_path()
+        source = "" if os.environ.get(WEIGHTS_ENV_VAR) else "unset, the trainers read the downloaded file: "
         if args.check_weights:
             from swin_umamba import SwinUMamba, load_vmamba_weights
 
             report = load_vmamba_weights(SwinUMamba(1, 2), path)
-            _check(True, WEIGHTS_ENV_VAR, report.summary())
+            _check(True, WEIGHTS_ENV_VAR, source + report.summary())
         else:
-            _check(True, WEIGHTS_ENV_VAR, f"{path} exists (add --check-weights to read it)")
+            _check(True, WEIGHTS_ENV_VAR, f"{source}{path} exists (add --check-weights to read it)")
     except PretrainedWeightsError as exc:
         if args.check_weights:  # asked for, so a required check
             good &= _check(False, WEIGHTS_ENV_VAR, str(exc))
         else:
-            _check(None, WEIGHTS_ENV_VAR, f"needed only by the ImageNet-initialised trainers. {exc}")
+            _check(None, WEIGHTS_ENV_VAR, f"needed only by the ImageNet-initialised trainers. {exc.reason} "
+                   f"`{DOWNLOAD_COMMAND}` fetches it.")
+    _show_downloaded_weights()
 
     print("\nAll required checks passed." if good else "\nSome checks failed; see FAIL lines above.")
     return 0 if good else 1
