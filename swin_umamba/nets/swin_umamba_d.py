@@ -49,8 +49,8 @@ class VSSDecoder(nn.Module):
 
     def forward(self, features: list[torch.Tensor], deep_supervision: bool) -> list[torch.Tensor]:
         """features: channel-first encoder outputs [layer0, layer1, layer2, layer3]; returns full resolution first."""
-        x = features[-1].permute(0, 2, 3, 1)
-        skips = [f.permute(0, 2, 3, 1) for f in features[-2::-1]]
+        x = features[-1].movedim(1, -1)
+        skips = [f.movedim(1, -1) for f in features[-2::-1]]
         last = len(self.stages) - 1
         outputs = []
         for k, (expand, stage, head) in enumerate(zip(self.expand_layers, self.stages, self.seg_layers)):
@@ -59,7 +59,7 @@ class VSSDecoder(nn.Module):
                 x = self.concat_back_dim[k](torch.cat([x, skips[k]], dim=-1))
             x = stage(x)
             if deep_supervision or k == last:
-                outputs.append(head(x.permute(0, 3, 1, 2)))
+                outputs.append(head(x.movedim(-1, 1)))
         return outputs[::-1]
 
 

@@ -7,6 +7,7 @@ Everything inside the VSS parts is channel-last (B, H, W, C).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -75,13 +76,15 @@ def _dt_bias_init(d_inner: int, dt_min: float = 1e-3, dt_max: float = 0.1, floor
     return dt + torch.log(-torch.expm1(-dt))  # inverse softplus
 
 
-class SS2D(nn.Module):
-    """2D selective scan: four directional Mamba scans over a feature map, summed."""
+class DirectionalScan(nn.Module):
+    """What SS2D and SS3D share: the projections, the parameters of K scan directions and the scan.
 
-    K = 4  # scan directions
+    A subclass adds the depthwise convolution (`build_conv`, `depthwise`) and the orders its
+    directions read the map in (`scan_all_directions`)."""
 
-    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 3, expand: int = 2):
+    def __init__(self, d_model: int, d_state: int, d_conv: int, expand: int, directions: int):
         super().__init__()
+        self.K = directions
         self.d_model = d_model
         self.d_state = d_state
         self.d_inner = expand * d_model
@@ -89,7 +92,7 @@ class SS2D(nn.Module):
         K, D, N, R = self.K, self.d_inner, d_state, self.dt_rank
 
         self.in_proj = nn.Linear(d_model, 2 * D, bias=False)
-        self.conv2d = nn.Conv2d(D, D, kernel_size=d_conv, padding=(d_conv - 1) // 2, groups=D)
+        self.build_conv(D, d_conv)
         self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * N, D).uniform_(-D**-0.5, D**-0.5))
         self.dt_projs_weight = nn.Parameter(torch.empty(K, D, R).uniform_(-R**-0.5, R**-0.5))
         self.dt_projs_bias = nn.Parameter(torch.stack([_dt_bias_init(D) for _ in range(K)]))
@@ -99,20 +102,24 @@ class SS2D(nn.Module):
         self.out_norm = nn.LayerNorm(D, eps=LN_EPS)
         self.out_proj = nn.Linear(D, d_model, bias=False)
 
-    def scan_all_directions(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, D, H, W) channel-first -> summed scan output (B, D, L) in row-major order."""
-        B, D, H, W = x.shape
-        L = H * W
-        K, N, R = self.K, self.d_state, self.dt_rank
-        # one fused kernel per side where the Triton scan runs; the flips and transposes elsewhere
-        fused = x.device.type == "cuda" and selective_scan_backend(x.device, N) == "triton"
-        xs = cross_scan(x, fused)  # (B, K, D, L)
+    def build_conv(self, channels: int, kernel: int) -> None:
+        raise NotImplementedError
 
+    @property
+    def depthwise(self) -> nn.Module:
+        raise NotImplementedError
+
+    def scan_all_directions(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scan(self, xs: torch.Tensor) -> torch.Tensor:
+        """xs: (B, K, D, L), direction k read in its own order -> the K scan outputs in the same layout."""
+        B, K, D, L = xs.shape
+        N, R = self.d_state, self.dt_rank
         x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, self.x_proj_weight)
         dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
         dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
-
-        y = selective_scan(
+        return selective_scan(
             xs.reshape(B, K * D, L),
             dts.reshape(B, K * D, L),
             -torch.exp(self.A_logs.float()),
@@ -122,23 +129,48 @@ class SS2D(nn.Module):
             delta_bias=self.dt_projs_bias.float().reshape(-1),
             delta_softplus=True,
         ).view(B, K, D, L)
-        return cross_merge(y, H, W, fused)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, _ = x.shape
+        """x channel-last, (B, H, W, C) or (B, Z, H, W, C)."""
         x, z = self.in_proj(x).chunk(2, dim=-1)
-        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2).contiguous()))
+        x = F.silu(self.depthwise(x.movedim(-1, 1).contiguous()))
         y = self.scan_all_directions(x)
-        y = y.transpose(1, 2).reshape(B, H, W, -1)
+        y = y.transpose(1, 2).reshape(z.shape)
         y = self.out_norm(y) * F.silu(z)
         return self.out_proj(y)
 
 
+class SS2D(DirectionalScan):
+    """2D selective scan: four directional Mamba scans over a feature map, summed."""
+
+    K = 4  # scan directions
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 3, expand: int = 2):
+        super().__init__(d_model, d_state, d_conv, expand, directions=self.K)
+
+    def build_conv(self, channels: int, kernel: int) -> None:
+        self.conv2d = nn.Conv2d(channels, channels, kernel_size=kernel, padding=(kernel - 1) // 2, groups=channels)
+
+    @property
+    def depthwise(self) -> nn.Module:
+        return self.conv2d
+
+    def scan_all_directions(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, D, H, W) channel-first -> summed scan output (B, D, L) in row-major order."""
+        H, W = x.shape[-2:]
+        # one fused kernel per side where the Triton scan runs; the flips and transposes elsewhere
+        fused = x.device.type == "cuda" and selective_scan_backend(x.device, self.d_state) == "triton"
+        y = self.scan(cross_scan(x, fused))  # (B, K, D, L)
+        return cross_merge(y, H, W, fused)
+
+
 class VSSBlock(nn.Module):
-    def __init__(self, dim: int, drop_path: float = 0.0, d_state: int = 16):
+    """Pre-norm residual around a directional scan (`mixer`: SS2D, or SS3D over volumes)."""
+
+    def __init__(self, dim: int, drop_path: float = 0.0, d_state: int = 16, mixer: Callable[..., DirectionalScan] = SS2D):
         super().__init__()
         self.ln_1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.self_attention = SS2D(dim, d_state=d_state)
+        self.self_attention = mixer(dim, d_state=d_state)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,10 +180,11 @@ class VSSBlock(nn.Module):
 class VSSLayer(nn.Module):
     """A stack of VSS blocks at one resolution (no downsampling inside)."""
 
-    def __init__(self, dim: int, depth: int, drop_path: list[float] | float = 0.0):
+    def __init__(self, dim: int, depth: int, drop_path: list[float] | float = 0.0,
+                 mixer: Callable[..., DirectionalScan] = SS2D):
         super().__init__()
         rates = drop_path if isinstance(drop_path, (list, tuple)) else [drop_path] * depth
-        self.blocks = nn.ModuleList([VSSBlock(dim, drop_path=rates[i]) for i in range(depth)])
+        self.blocks = nn.ModuleList([VSSBlock(dim, drop_path=rates[i], mixer=mixer) for i in range(depth)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -195,7 +228,7 @@ class VSSMEncoder(nn.Module):
         x = self.patch_embed(x)
         for i, layer in enumerate(self.layers):
             x = layer(x)
-            features.append(x.permute(0, 3, 1, 2))
+            features.append(x.movedim(-1, 1))
             if i < len(self.downsamples):
                 x = self.downsamples[i](x)
         return features
