@@ -1,10 +1,15 @@
-"""SS2D's cross-scan and cross-merge: the PyTorch reference and the choice of the fused Triton kernels.
+"""The cross-scan and cross-merge of SS2D and SS3D: the PyTorch references and the choice of the fused Triton kernels.
 
 ``cross_scan(x)``: (B, D, H, W) -> (B, 4, D, L), L = H*W, the four scan orders of SS2D: row-major,
 column-major, and both reversed. ``cross_merge(y, H, W)``: (B, 4, D, L) -> (B, D, L), each
 direction's output taken back to row-major order, the four summed. With ``fused=True`` each side
 runs as one Triton kernel (``cross_scan_triton.py``, CUDA tensors); otherwise, and on the CPU
 always, as the flips and transposes below, which are the reference the kernels are tested against.
+
+``cross_scan_3d(x, K)``: (B, D, Z, H, W) -> (B, K, D, L), L = Z*H*W, the first K of ``DIRECTIONS_3D``;
+``cross_merge_3d(y, Z, H, W)`` sums them back in (Z, H, W) row-major order. The first four are SS2D's
+orders with depth outermost: on a volume of depth 1 they are exactly SS2D's four. 3D runs only on
+this PyTorch path (no fused kernel; docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -44,3 +49,34 @@ def cross_merge(y: torch.Tensor, H: int, W: int, fused: bool = False) -> torch.T
 
         return cross_merge_triton(y, H, W)
     return cross_merge_torch(y, H, W)
+
+
+# (order of the axes (depth, height, width) from outermost to innermost, reversed?) per direction.
+# 0-3: SS2D's four with depth outermost; 4-7: depth innermost (each voxel's column through the slices
+# read in one run), for networks built with more than four directions.
+DIRECTIONS_3D = (
+    ((0, 1, 2), False), ((0, 2, 1), False), ((0, 1, 2), True), ((0, 2, 1), True),
+    ((1, 2, 0), False), ((1, 2, 0), True), ((2, 1, 0), False), ((2, 1, 0), True),
+)
+
+
+def cross_scan_3d(x: torch.Tensor, directions: int = 4) -> torch.Tensor:
+    B, D = x.shape[:2]
+    L = x.shape[2:].numel()
+    sequences = []
+    for order, reverse in DIRECTIONS_3D[:directions]:
+        seq = x.permute(0, 1, *(2 + a for a in order)).reshape(B, D, L)
+        sequences.append(seq.flip(-1) if reverse else seq)
+    return torch.stack(sequences, dim=1)
+
+
+def cross_merge_3d(y: torch.Tensor, Z: int, H: int, W: int) -> torch.Tensor:
+    B, K, D, L = y.shape
+    sizes = (Z, H, W)
+    total = None
+    for k, (order, reverse) in enumerate(DIRECTIONS_3D[:K]):
+        seq = y[:, k].flip(-1) if reverse else y[:, k]
+        volume = seq.reshape(B, D, *(sizes[a] for a in order))
+        back = volume.permute(0, 1, *(2 + order.index(a) for a in range(3))).reshape(B, D, L)
+        total = back if total is None else total + back
+    return total
