@@ -83,10 +83,10 @@ def test_forward_shapes_follow_the_per_axis_scales(name, depth_strides, size):
 def test_output_scales_per_axis():
     stride, scales = SwinUMamba3D.strides_of((2, 1, 2, 1, 1))
     assert stride == (4, 32, 32)
-    assert scales == [(1, 1, 1), (2, 2, 2), (2, 4, 4), (4, 8, 8)]
+    assert scales == ((1, 1, 1), (2, 2, 2), (2, 4, 4), (4, 8, 8))
     stride, scales = SwinUMambaD3D.strides_of((2, 2, 1, 1))
     assert stride == (4, 32, 32)
-    assert scales == [(1, 1, 1), (2, 4, 4), (4, 8, 8), (4, 16, 16)]
+    assert scales == ((1, 1, 1), (2, 4, 4), (4, 8, 8), (4, 16, 16))
 
 
 @pytest.mark.parametrize("network,depth_strides", [

@@ -28,14 +28,14 @@ class SwinUMamba3D(nn.Module):
     INPUT_LAYER_PREFIXES = SwinUMamba.INPUT_LAYER_PREFIXES
 
     @classmethod
-    def strides_of(cls, depth_strides: Sequence[int]) -> tuple[tuple[int, int, int], list[tuple[int, int, int]]]:
+    def strides_of(cls, depth_strides: Sequence[int]) -> tuple[tuple[int, int, int], tuple[tuple[int, int, int], ...]]:
         """(STRIDE, OUTPUT_SCALES) of a network with these depth strides, without building it: the total
         downsampling per axis (depth, height, width), and each head's, full resolution first."""
         s = validate_depth_strides(cls.__name__, depth_strides, cls.DEPTH_STAGES, cls.DEPTH_STRIDE_CHOICES)
         p = cls.IN_PLANE_STRIDES
         stride = (math.prod(s), math.prod(p), math.prod(p))
         # heads on decoder1 (full), decoder2 (after the stem), decoder3, decoder4
-        scales = [(math.prod(s[:i]), math.prod(p[:i]), math.prod(p[:i])) for i in range(4)]
+        scales = tuple((math.prod(s[:i]), math.prod(p[:i]), math.prod(p[:i])) for i in range(4))
         return stride, scales
 
     def __init__(self, in_channels: int, num_classes: int, depth_strides: Sequence[int],

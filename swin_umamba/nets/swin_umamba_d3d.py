@@ -74,14 +74,14 @@ class SwinUMambaD3D(nn.Module):
     INPUT_LAYER_PREFIXES = SwinUMambaD.INPUT_LAYER_PREFIXES
 
     @classmethod
-    def strides_of(cls, depth_strides: Sequence[int]) -> tuple[tuple[int, int, int], list[tuple[int, int, int]]]:
+    def strides_of(cls, depth_strides: Sequence[int]) -> tuple[tuple[int, int, int], tuple[tuple[int, int, int], ...]]:
         """(STRIDE, OUTPUT_SCALES) of a network with these depth strides, without building it: the total
         downsampling per axis (depth, height, width), and each head's, full resolution first."""
         s = validate_depth_strides(cls.__name__, depth_strides, cls.DEPTH_STAGES, cls.DEPTH_STRIDE_CHOICES)
         p = cls.IN_PLANE_STRIDES
         stride = (math.prod(s), math.prod(p), math.prod(p))
         # heads at full resolution and at the resolutions of encoder layers 0, 1, 2
-        scales = [(1, 1, 1)] + [(math.prod(s[:i]), math.prod(p[:i]), math.prod(p[:i])) for i in (1, 2, 3)]
+        scales = ((1, 1, 1),) + tuple((math.prod(s[:i]), math.prod(p[:i]), math.prod(p[:i])) for i in (1, 2, 3))
         return stride, scales
 
     def __init__(self, in_channels: int, num_classes: int, depth_strides: Sequence[int],
