@@ -1,6 +1,6 @@
 """Whole-network benchmark: SwinUMamba / SwinUMambaD vs their scan-free floor vs nnU-Net's PlainConvUNet.
 
-    python benchmarks/bench_network.py --threads 2 [--sizes 256,512] [--repeats 11] [--warmup 1]
+    python -m benchmarks.bench_network --threads 2 [--sizes 256,512] [--repeats 11] [--warmup 1]
 
 Variants of each measurement (1 input channel, --classes output classes, batch 1 unless stated):
 
@@ -38,13 +38,8 @@ import warnings
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import timing  # noqa: E402
-
-from swin_umamba.network_registry import NETWORKS as REGISTRY  # noqa: E402
+from benchmarks import REPOSITORY_ROOT, timing
+from swin_umamba.network_registry import NETWORKS as REGISTRY
 
 NETWORKS = tuple(n.class_name for n in REGISTRY.values())  # the Swin-UMamba networks, by class name
 IN_CHANNELS = 1
@@ -263,12 +258,12 @@ def measure_in_subprocess(network, variant, size, mode, batch=1, threads=2, warm
                           num_classes=4, timeout=None) -> list[dict]:
     """:func:`measure` (or, for variant ``pair``, :func:`measure_interleaved`) in a fresh Python
     process (clean allocator and RSS for the memory figure); a list of results."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--network", network, "--variant", variant,
+    cmd = [sys.executable, "-m", "benchmarks.bench_network", "--worker", "--network", network, "--variant", variant,
            "--sizes", str(size), "--mode", mode, "--batch", str(batch), "--threads", str(threads),
            "--warmup", str(warmup), "--repeats", str(repeats), "--classes", str(num_classes)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPOSITORY_ROOT)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

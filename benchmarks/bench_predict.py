@@ -1,6 +1,6 @@
 """Whole-case prediction: `nnUNetv2_predict -device cpu` with our trainer vs nnU-Net's default trainer.
 
-    python benchmarks/bench_predict.py [--workdir DIR] [--repeats 3] [--warmup 1] [--quick]
+    python -m benchmarks.bench_predict [--workdir DIR] [--repeats 3] [--warmup 1] [--quick]
 
 Builds a throw-away nnU-Net workspace (nnUNet_raw / _preprocessed / _results in --workdir, a
 temporary folder by default):
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
 import subprocess
 import sys
@@ -37,18 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import timing  # noqa: E402
-
-from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, dataset_source  # noqa: E402
-from swin_umamba.environment import DEFAULT_WORKERS_VAR, EXT_TRAINER_VAR, trainers_dir  # noqa: E402
-from swin_umamba.network_registry import SWIN_UMAMBA  # noqa: E402
-from swin_umamba.nnunet_layout import DEFAULT_PLANS  # noqa: E402
-from swin_umamba.workflow import nnunet_commands  # noqa: E402
-from swin_umamba.workflow.nnunet_runner import nnunet_environment  # noqa: E402
+from benchmarks import timing
+from swin_umamba.demo.layout import CONFIGURATION, DATASET_ID, DATASET_NAME, dataset_source
+from swin_umamba.environment import DEFAULT_WORKERS_VAR, EXT_TRAINER_VAR, trainers_dir
+from swin_umamba.network_registry import SWIN_UMAMBA
+from swin_umamba.nnunet_layout import DEFAULT_PLANS
+from swin_umamba.workflow import nnunet_commands
+from swin_umamba.workflow.nnunet_runner import nnunet_environment
 
 DEMO = dataset_source()
 OURS = SWIN_UMAMBA.trainer

@@ -1,6 +1,6 @@
-"""Selective-scan benchmark: sequential oracle vs pure-PyTorch path vs compiled CPU kernel.
+"""Selective-scan benchmark: the reference scan (the oracle) vs pure-PyTorch path vs compiled CPU kernel.
 
-    python benchmarks/bench_scan.py --threads 2 [--repeats 3] [--skip-oracle-backward]
+    python -m benchmarks.bench_scan --threads 2 [--repeats 3] [--skip-oracle-backward]
 
 Shapes: the four SS2D calls of a 256x256 input (batch 1, G=4, N=16). The whole network's
 forward makes 15 of them (2 at 768x4096, 2 at 1536x1024, 9 at 3072x256, 2 at 6144x64); the
@@ -17,35 +17,20 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import time
 import warnings
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-
-from scan_oracle import selective_scan_oracle  # noqa: E402
-
-from swin_umamba.ops import scan_cpu  # noqa: E402
-from swin_umamba.ops.scan_torch import scan_torch  # noqa: E402
+from swin_umamba.ops import random_scan_inputs, scan_cpu, selective_scan_ref
+from swin_umamba.ops.scan_torch import scan_torch
 
 SHAPES = [(768, 4096, 2), (1536, 1024, 2), (3072, 256, 9), (6144, 64, 2)]  # KD, L, calls per forward
 
 
 def make_inputs(kd, L, groups=4, N=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(1, kd, L, generator=g),
-        torch.randn(1, kd, L, generator=g) - 2.0,
-        -torch.arange(1, N + 1, dtype=torch.float32).repeat(kd, 1),
-        torch.randn(1, groups, N, L, generator=g),
-        torch.randn(1, groups, N, L, generator=g),
-        torch.randn(kd, generator=g),
-        0.5 * torch.randn(kd, generator=g),
-    ]
+    """Inputs of one SS2D-shaped scan call (batch 1), as a list."""
+    return list(random_scan_inputs(1, kd, L, groups, N, seed=seed))
 
 
 def peak_rss_mb() -> float:
@@ -99,7 +84,7 @@ def main(argv=None):
     else:
         print(f"CPU kernel loaded in {load_s:.1f} s (build or cache hit), name {scan_cpu.extension_name()}")
 
-    backends = [("oracle", selective_scan_oracle)]
+    backends = [("oracle", selective_scan_ref)]
     if not args.skip_torch:
         backends.append(("torch", scan_torch))
     if kernel is not None:

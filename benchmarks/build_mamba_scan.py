@@ -6,22 +6,26 @@ only the selective scan. Give it the unpacked mamba-ssm source (``csrc/selective
 ``mamba_ssm`` Python package)::
 
     pip download --no-deps --no-binary :all: mamba-ssm==2.3.2.post1     # then unpack it
-    MAX_JOBS=16 python benchmarks/build_mamba_scan.py --src mamba_ssm-2.3.2.post1 \\
+    MAX_JOBS=16 python -m benchmarks.build_mamba_scan --src mamba_ssm-2.3.2.post1 \\
         --build-dir /tmp/ss_build --arch 90
 
 It compiles with the nvcc flags of mamba-ssm's setup.py (for the one ``--arch``), leaves
-``selective_scan_cuda*.so`` in ``--build-dir`` and checks that
-``from mamba_ssm.ops.selective_scan_interface import selective_scan_fn`` imports and runs with
-``--build-dir`` and ``--src`` on ``sys.path``. Other processes need the same two folders on
-PYTHONPATH (``import torch`` before ``selective_scan_cuda``; the interface module does that).
+``selective_scan_cuda*.so`` in ``--build-dir`` and checks, in a child process with
+``--build-dir`` and ``--src`` on PYTHONPATH, that
+``from mamba_ssm.ops.selective_scan_interface import selective_scan_fn`` imports and agrees with
+the reference scan. Other processes need the same two folders on PYTHONPATH (``import torch``
+before ``selective_scan_cuda``; the interface module does that).
 """
 from __future__ import annotations
 
 import argparse
 import glob
 import os
+import subprocess
 import sys
 import time
+
+from benchmarks import REPOSITORY_ROOT
 
 
 def nvcc_flags(arch: str) -> list[str]:
@@ -63,44 +67,45 @@ def build(src: str, build_dir: str, arch: str, verbose: bool = True):
 
 
 def smoke_test() -> None:
-    """selective_scan_fn imports from the mamba_ssm package and agrees with a plain loop."""
-    import torch
+    """selective_scan_fn imports from the mamba_ssm package and agrees with the reference scan."""
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
-    g = torch.Generator(device="cuda").manual_seed(0)
-    b, d, n, L = 1, 8, 16, 50
-    u = torch.randn(b, d, L, device="cuda", generator=g)
-    delta = torch.rand(b, d, L, device="cuda", generator=g) * 0.1
-    A = -torch.rand(d, n, device="cuda", generator=g) - 0.5
-    B = torch.randn(b, 1, n, L, device="cuda", generator=g)
-    C = torch.randn(b, 1, n, L, device="cuda", generator=g)
-    out = selective_scan_fn(u, delta, A, B, C)
-    h = torch.zeros(b, d, n, device="cuda")
-    ys = []
-    for t in range(L):
-        h = torch.exp(delta[:, :, t, None] * A) * h + delta[:, :, t, None] * B[:, :, :, t] * u[:, :, t, None]
-        ys.append((h * C[:, :, :, t]).sum(-1))
-    err = (out - torch.stack(ys, -1)).abs().max().item()
+    from swin_umamba.ops import random_scan_inputs, selective_scan_ref
+
+    u, delta, A, B, C, D, bias = random_scan_inputs(1, 8, 50, 1, 16, device="cuda")
+    # mamba's sixth positional argument is z: the rest go by name
+    out = selective_scan_fn(u, delta, A, B, C, D=D, delta_bias=bias, delta_softplus=True)
+    err = (out - selective_scan_ref(u, delta, A, B, C, D=D, delta_bias=bias, delta_softplus=True)).abs().max().item()
     print(f"selective_scan_fn smoke test: max abs error {err:.2e}")
     if not err < 1e-3:
-        raise SystemExit("selective_scan_fn disagrees with the loop")
+        raise SystemExit("selective_scan_fn disagrees with the reference scan")
+
+
+def smoke_test_in_child(build_dir: str, src: str) -> int:
+    """:func:`smoke_test` in a new process that finds the built extension through PYTHONPATH."""
+    path = os.pathsep.join(p for p in (build_dir, src, os.environ.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "benchmarks.build_mamba_scan", "--smoke-test-only"]
+    return subprocess.run(cmd, cwd=REPOSITORY_ROOT, env=dict(os.environ, PYTHONPATH=path)).returncode
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--src", required=True, help="unpacked mamba-ssm source (holds csrc/ and mamba_ssm/)")
-    parser.add_argument("--build-dir", required=True)
+    parser.add_argument("--src", help="unpacked mamba-ssm source (holds csrc/ and mamba_ssm/); required to build")
+    parser.add_argument("--build-dir", help="where selective_scan_cuda*.so goes; required to build")
     parser.add_argument("--arch", default="90", help="compute capability without the dot (default 90: H100/H200)")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no compiler output")
+    parser.add_argument("--smoke-test-only", action="store_true",
+                        help="only check the selective_scan_fn importable in this process (no build)")
     args = parser.parse_args(argv)
+    if args.smoke_test_only:
+        smoke_test()
+        return 0
+    if not args.src or not args.build_dir:
+        parser.error("--src and --build-dir are required to build")
     t0 = time.time()
     build(args.src, args.build_dir, args.arch, verbose=not args.quiet)
     print(f"built selective_scan_cuda for sm_{args.arch} in {time.time() - t0:.0f} s into {args.build_dir}")
-    for path in (args.build_dir, args.src):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    smoke_test()
-    return 0
+    return smoke_test_in_child(args.build_dir, args.src)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Sections (each one survives the failure of another: its error goes into the JSON
     autograd) and forward+backward, for the Triton kernels (``selective_scan_triton``), mamba-ssm's
     CUDA kernel (``selective_scan_fn``; build it with ``build_mamba_scan.py``) and the PyTorch path
     (``scan_torch``), inputs u, delta, B, C in float32 and in float16 (A, D, delta_bias float32).
-    Each backend's agreement with the float64 oracle (tests/scan_oracle.py): the largest relative
+    Each backend's agreement with the reference scan in float64 (``selective_scan_ref``): the largest relative
     error over the output, the last state and the seven gradients, on a reduced shape of each scan
     (batch 1, KD <= 64, L <= 256). Target: Triton <= 1.25x mamba's time, forward and
     forward+backward, at every shape.
@@ -75,6 +75,8 @@ import torch  # noqa: E402
 
 import bench_network  # noqa: E402
 import timing  # noqa: E402
+
+from swin_umamba.ops import random_scan_grads, random_scan_inputs  # noqa: E402
 
 SECTIONS = ("scan", "cross_scan", "training", "compile_counts", "nnunet_train")
 DEFAULT_OUT = os.path.join(HERE, "gpu_results")
@@ -242,20 +244,12 @@ def scan_functions(device) -> dict:
 
 
 def scan_inputs(batch, kd, length, groups, n, dtype, device, seed):
-    """SS2D-like inputs: u, delta, B, C in ``dtype``; A, D, delta_bias in float32 (float64 stays)."""
-    g = torch.Generator().manual_seed(seed)
-    big = torch.float64 if dtype == torch.float64 else dtype
-    small = torch.float64 if dtype == torch.float64 else torch.float32
-    u = torch.randn(batch, kd, length, generator=g)
-    delta = torch.randn(batch, kd, length, generator=g) - 2.0
-    A = -torch.arange(1, n + 1, dtype=torch.float32).repeat(kd, 1) * torch.exp(0.3 * torch.randn(kd, n, generator=g))
-    B = torch.randn(batch, groups, n, length, generator=g)
-    C = torch.randn(batch, groups, n, length, generator=g)
-    D = torch.randn(kd, generator=g)
-    bias = 0.5 * torch.randn(kd, generator=g)
-    gout = torch.randn(batch, kd, length, generator=g)
-    inputs = [t.to(device, big) for t in (u, delta)] + [A.to(device, small)] + [t.to(device, big) for t in (B, C)]
-    return inputs + [D.to(device, small), bias.to(device, small)], gout.to(device, big)
+    """SS2D-like inputs (u, delta, B, C in ``dtype``; A, D, delta_bias in float32, float64 stays)
+    and an upstream gradient of the output."""
+    params = torch.float64 if dtype == torch.float64 else torch.float32
+    inputs = random_scan_inputs(batch, kd, length, groups, n, dtype=dtype, param_dtype=params, device=device,
+                                seed=seed)
+    return list(inputs), random_scan_grads(inputs, seed)[0]
 
 
 def forward_backward(fn, inputs, gout):
@@ -278,12 +272,12 @@ def relative_errors(actual: dict, ref: dict) -> dict:
 
 def agreement(fn, shape: dict, device) -> dict:
     """The backend's float32 results against the float64 oracle on the reduced shape."""
-    from tests.scan_oracle import selective_scan_oracle
+    from swin_umamba.ops import selective_scan_ref
 
     kd, length = min(shape["KD"], ORACLE_MAX_KD), min(shape["L"], ORACLE_MAX_L)
     args = (1, kd, length, shape["G"], shape["N"])
     ref_inputs, ref_gout = scan_inputs(*args, torch.float64, device, seed=kd + length)
-    ref = forward_backward(selective_scan_oracle, ref_inputs, ref_gout)
+    ref = forward_backward(selective_scan_ref, ref_inputs, ref_gout)
     errs = relative_errors(forward_backward(fn, [t.float() for t in ref_inputs], ref_gout.float()), ref)
     fwd = max(errs["out"]["rel"], errs["last_state"]["rel"])
     grad = max(v["rel"] for k, v in errs.items() if k.startswith("d"))

@@ -12,7 +12,7 @@ warm-up step (so AdamW's state exists), fits
 by least squares and writes the JSON the planner reads
 (swin_umamba/nnunet_plans/memory_model.json)::
 
-    python benchmarks/measure_memory.py --out nnunet_plans/memory_model.json
+    python -m benchmarks.measure_memory --out nnunet_plans/memory_model.json
 
 Without CUDA (or with --device cpu) it is a dry run at tiny sizes: the same
 training step runs once per network in float32 to show it works, and the model
@@ -312,7 +312,7 @@ def main(argv=None) -> int:
             "amp_dtype": args.amp_dtype if on_cuda else "none (float32 accounting)",
             "in_channels": args.in_channels,
             "date": datetime.date.today().isoformat(),
-            "command": "python benchmarks/measure_memory.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m benchmarks.measure_memory " + " ".join(sys.argv[1:] if argv is None else argv),
         },
         "model": "gpu_bytes = cuda_context_bytes + reserved_over_allocated * (fixed_bytes + B*H*W*(per_pixel_bytes + "
                  "per_pixel_per_class_bytes*C)); B batch, HxW patch, C segmentation heads",

@@ -1,18 +1,19 @@
 """All of Swin-UMamba's CPU performance figures in one run, as ratios, with PASS/FAIL per target.
 
-    python benchmarks/run_all.py [--threads 2] [--quick] [--skip-predict] [--out results.json]
+    python -m benchmarks.run_all [--threads 2] [--quick] [--skip-predict] [--out results.json]
 
 Sections (see benchmarks/README.md for what each column means):
 
 1. scan: swin_umamba.ops.selective_scan (the backend it dispatches to on CPU is printed) vs
-   the sequential oracle (tests/scan_oracle.py), forward and forward+backward, at the four
-   shapes of a 256x256 input's scans (KDxL = 768x4096, 1536x1024, 3072x256, 6144x64; batch 1,
-   G = 4, N = 16), with benchmarks/bench_scan.py's inputs and measurement;
+   the reference scan swin_umamba.ops.selective_scan_ref (the oracle), forward and
+   forward+backward, at the four shapes of a 256x256 input's scans (KDxL = 768x4096,
+   1536x1024, 3072x256, 6144x64; batch 1, G = 4, N = 16), with benchmarks.bench_scan's inputs
+   and measurement;
 2. networks: SwinUMamba and SwinUMambaD, forward and forward+backward, at 256x256 and
    512x512, vs the same network with a no-cost scan stand-in (the floor) and vs nnU-Net's
-   default 2D PlainConvUNet of the same patch (benchmarks/bench_network.py), plus peak memory;
+   default 2D PlainConvUNet of the same patch (benchmarks.bench_network), plus peak memory;
 3. prediction: whole nnUNetv2_predict -device cpu commands, our trainer vs nnU-Net's default
-   trainer on the same plans, for a 2D case and a small NIfTI volume (benchmarks/bench_predict.py).
+   trainer on the same plans, for a 2D case and a small NIfTI volume (benchmarks.bench_predict).
 
 Absolute times drift on a shared machine; the ratios are taken between measurements made
 close together in the same run. --quick: fewer repeats, 256x256 only, the oracle's
@@ -31,16 +32,9 @@ import sys
 import time
 import warnings
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import torch
 
-import torch  # noqa: E402
-
-import bench_network  # noqa: E402
-import bench_predict  # noqa: E402
-import bench_scan  # noqa: E402  (puts the repository and tests/ on sys.path, imports the oracle)
-import timing  # noqa: E402
+from benchmarks import bench_network, bench_predict, bench_scan, timing
 
 TARGET_SCAN_SPEEDUP = 30.0  # at 768x4096, forward and forward+backward
 TARGET_SCAN_SHAPE = (768, 4096)
@@ -51,7 +45,7 @@ TARGET_THREADS = 2
 def scan_section(threads: int, repeats: int, oracle_repeats: int, oracle_backward_max_L: int | None,
                  shapes=None, log=print) -> tuple[list[dict], str]:
     """Median wall/CPU time of our scan and of the oracle at each shape; returns (rows, backend)."""
-    from swin_umamba.ops import selective_scan, selective_scan_backend
+    from swin_umamba.ops import selective_scan, selective_scan_backend, selective_scan_ref
 
     torch.set_num_threads(threads)
     with warnings.catch_warnings():
@@ -64,7 +58,7 @@ def scan_section(threads: int, repeats: int, oracle_repeats: int, oracle_backwar
             row = {"kd": kd, "L": L, "calls_per_256_forward": calls, "mode": "fwdbwd" if backward else "fwd",
                    "threads": threads, "backend": backend}
             for name, fn, reps, warm in (("ours", selective_scan, repeats, 1),
-                                         ("oracle", bench_scan.selective_scan_oracle, oracle_repeats, 0)):
+                                         ("oracle", selective_scan_ref, oracle_repeats, 0)):
                 if name == "oracle" and backward and oracle_backward_max_L is not None and L > oracle_backward_max_L:
                     row.update({f"{name}_s": None, f"{name}_cpu_s": None, f"{name}_mb": None})
                     continue
@@ -93,8 +87,8 @@ def scan_section(threads: int, repeats: int, oracle_repeats: int, oracle_backwar
 
 def print_scan_table(rows: list[dict], backend: str, out=print) -> None:
     out(f"Selective scan: ours = swin_umamba.ops.selective_scan (CPU backend: {backend}) vs the sequential "
-        f"oracle (tests/scan_oracle.py); batch 1, G = 4, N = 16, delta_softplus, D and delta_bias; "
-        f"inputs and measurement from benchmarks/bench_scan.py; median wall seconds")
+        f"oracle (swin_umamba.ops.selective_scan_ref); batch 1, G = 4, N = 16, delta_softplus, D and delta_bias; "
+        f"inputs and measurement from benchmarks.bench_scan; median wall seconds")
     out("  x oracle = oracle / ours (speed-up); cpu x = same ratio of process CPU time; MB = peak RSS growth of the "
         "first call (in this process)")
     timing.print_table([("KD x L", ">11", lambda r: f"{r['kd']}x{r['L']}"), ("mode", ">6", lambda r: r["mode"]),

@@ -1,6 +1,6 @@
 """Lower bound of the selective scans' time on this machine, next to what the targets allow.
 
-    python benchmarks/scan_bound.py [--threads 2] [--size 256]
+    python -m benchmarks.scan_bound [--threads 2] [--size 256]
 
 The bound counts only the multiplies and fused multiply-adds (FMAs) that the scan cannot do
 without, at the machine's measured peak rate of 8-lane FMA instructions, as if loads, stores,
@@ -29,18 +29,12 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import warnings
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import torch
 
-import torch  # noqa: E402
-
-import bench_network  # noqa: E402
-import timing  # noqa: E402
+from benchmarks import bench_network, timing
 
 FMA_PER_8_UPDATES = {"fwd": 9, "fwdbwd": 9 + 16}
 FMA_PER_8_STEPS = {"fwd": 19, "fwdbwd": 2 * 19}

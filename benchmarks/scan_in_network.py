@@ -1,6 +1,6 @@
 """The CPU scan kernel's time inside a network's step, next to the same kernel calls alone.
 
-    python benchmarks/scan_in_network.py [--network SwinUMambaD] [--size 256] [--mode fwdbwd]
+    python -m benchmarks.scan_in_network [--network SwinUMambaD] [--size 256] [--mode fwdbwd]
                                          [--threads 2] [--repeats 5]
 
 Asks whether the scans cost more inside the network than on their own (caches cold after the
@@ -16,23 +16,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import resource
-import sys
 import time
 import warnings
 from collections import defaultdict
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import torch
 
-import torch  # noqa: E402
-
-import bench_network  # noqa: E402
-import timing  # noqa: E402
-
-from swin_umamba.network_registry import SWIN_UMAMBA_D  # noqa: E402
+from benchmarks import bench_network, timing
+from swin_umamba.network_registry import SWIN_UMAMBA_D
 
 DIRECTIONS = {"forward": "fwd", "backward": "bwd"}
 

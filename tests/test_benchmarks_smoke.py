@@ -1,5 +1,5 @@
 """Smoke test of benchmarks/: the modules import, the floor stand-in is right, tiny measurements run,
-the tables print. No timing assertions (timings belong to `python benchmarks/run_all.py`)."""
+the tables print. No timing assertions (timings belong to `python -m benchmarks.run_all`)."""
 from __future__ import annotations
 
 import json
@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCH))
+from benchmarks import bench_network, bench_predict, run_all, scan_bound, scan_in_network, timing
+from swin_umamba.ops import random_scan_inputs
+from tests.cpu_kernel import require_cpu_kernel
 
-import bench_network  # noqa: E402
-import bench_predict  # noqa: E402
-import run_all  # noqa: E402
-import scan_bound  # noqa: E402
-import scan_in_network  # noqa: E402
-import timing  # noqa: E402
-from tests.cpu_kernel import require_cpu_kernel  # noqa: E402
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +24,9 @@ def keep_threads():
 
 
 def scan_inputs(batch=2, kd=8, L=5, groups=4, N=3):
-    g = torch.Generator().manual_seed(0)
-    shapes = [(batch, kd, L), (batch, kd, L), (kd, N), (batch, groups, N, L), (batch, groups, N, L), (kd,), (kd,)]
-    return [torch.randn(*s, generator=g, dtype=torch.float64 if i == 0 else torch.float32).requires_grad_()
-            for i, s in enumerate(shapes)]
+    """float32 inputs with a float64 u (the stand-in casts)."""
+    inputs = random_scan_inputs(batch, kd, L, groups, N)
+    return [t.to(torch.float64 if i == 0 else torch.float32).requires_grad_() for i, t in enumerate(inputs)]
 
 
 def test_floor_scan_shape_dtype_and_gradients():
@@ -276,7 +270,7 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
     import json
     import subprocess
 
-    import gpu_bench
+    from benchmarks import gpu_bench
 
     proc = subprocess.run([sys.executable, str(BENCH / "gpu_bench.py"), "--device", "cpu", "--dry-run",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)

@@ -5,8 +5,8 @@ import torch
 from swin_umamba import SwinUMamba, SwinUMambaD
 from swin_umamba.nets.swin_umamba_d import PatchExpand
 from swin_umamba.nets.vmamba import PatchMerging2D, SS2D
+from swin_umamba.ops import selective_scan_ref
 from tests.published_layouts import load_layout
-from tests.scan_oracle import selective_scan_oracle as selective_scan_ref
 
 NETWORKS = {"swinumamba": SwinUMamba, "swinumambaD": SwinUMambaD}
 
@@ -108,7 +108,7 @@ def test_patch_expand_places_channels_as_spec_says(scale):
 
 
 def test_ss2d_follows_the_documented_order_of_operations():
-    """SS2D against a literal, index-by-index reading of docs/architecture.md with the sequential oracle scan."""
+    """SS2D against a literal, index-by-index reading of docs/architecture.md with the reference scan."""
     torch.manual_seed(0)
     m = SS2D(8)
     with torch.no_grad():

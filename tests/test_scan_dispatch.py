@@ -18,26 +18,16 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_oracle import selective_scan_oracle  # noqa: E402
-
-from swin_umamba.ops import describe_scan_backend, dispatch, scan_mamba, selective_scan, selfcheck  # noqa: E402
-from swin_umamba.ops.scan_torch import scan_torch  # noqa: E402
+from swin_umamba.ops import describe_scan_backend, dispatch, random_scan_inputs, scan_mamba, selective_scan, selfcheck
+from swin_umamba.ops import selective_scan_ref
+from swin_umamba.ops.scan_torch import scan_torch
 
 TRITON_MODULE = "swin_umamba.ops.scan_triton"
 SCAN_CHECK_ONLY = [("selective scan", selfcheck.check_scan)]  # the cross-scan check has tests of its own
 
 
-def scan_inputs(batch=2, kd=8, L=40, groups=2, N=4, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(batch, kd, L, generator=g)
-    delta = torch.randn(batch, kd, L, generator=g) - 2.0
-    A = -torch.rand(kd, N, generator=g) - 0.5
-    B = torch.randn(batch, groups, N, L, generator=g)
-    C = torch.randn(batch, groups, N, L, generator=g)
-    D = torch.randn(kd, generator=g)
-    bias = 0.5 * torch.randn(kd, generator=g)
-    return [t.to(dtype) for t in (u, delta, A, B, C, D, bias)]
+def scan_inputs(batch=2, kd=8, L=40, groups=2, N=4, seed=0):
+    return list(random_scan_inputs(batch, kd, L, groups, N, seed=seed))
 
 
 # ------------------------------------------------------------------------------------ stand-ins
@@ -314,8 +304,7 @@ def test_mamba_backend_through_the_ops(monkeypatch, mamba_kernel):
     inputs = scan_inputs()
     xs = [t.clone().requires_grad_() for t in inputs]
     out, last = selective_scan(*xs, delta_softplus=True, return_last_state=True)
-    ref, ref_last = selective_scan_oracle(*[t.double() for t in inputs], delta_softplus=True,
-                                          return_last_state=True)
+    ref, ref_last = selective_scan_ref(*[t.double() for t in inputs], delta_softplus=True, return_last_state=True)
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(last.double(), ref_last, rtol=1e-5, atol=1e-5)
     assert not last.requires_grad  # as mamba-ssm: the last state carries no gradient

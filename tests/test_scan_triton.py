@@ -1,4 +1,4 @@
-"""The Triton selective scan, run by Triton's interpreter on CPU tensors, against the oracle.
+"""The Triton selective scan, run by Triton's interpreter on CPU tensors, against the reference.
 
 The interpreter needs ``TRITON_INTERPRET=1`` when the kernels are defined, so the fixture
 loads a private copy of ``scan_triton.py`` with the variable set (its torch.library ops get
@@ -8,24 +8,19 @@ once per step along the axis on whole slices (the same sequential order of combi
 ``test_fast_interpreter_scan_is_exact``), which makes these tests about 100x faster.
 
 Every case compares the output, the last state and all seven gradients (the loss reads the
-last state too) with the float64 sequential oracle. Small chunk lengths make short
+last state too) with the float64 sequential reference. Small chunk lengths make short
 sequences span several chunks; one case uses the module's own chunk length.
 """
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_oracle import selective_scan_oracle  # noqa: E402
-
-from swin_umamba.ops import scan_triton  # noqa: E402
-from tests.triton_interpreter import load_interpreted_copy  # noqa: E402
+from swin_umamba.ops import random_scan_grads, random_scan_inputs, scan_triton, selective_scan_ref
+from tests.triton_interpreter import load_interpreted_copy
 
 SOURCE = Path(scan_triton.__file__)
 PRIVATE_NAME = "swin_umamba_scan_triton_interpreted"
@@ -113,21 +108,9 @@ def chunk(impl, monkeypatch):
 
 
 def scan_inputs(batch, kd, L, groups, N, *, softplus=True, D=True, bias=True, seed=0):
-    """float64 inputs shaped like SS2D's: step sizes around softplus^-1(0.01..0.3),
-    A = -(1..N) with noise."""
-    g = torch.Generator().manual_seed(seed)
-    f64 = torch.float64
-    u = torch.randn(batch, kd, L, generator=g, dtype=f64)
-    if softplus:
-        delta = torch.randn(batch, kd, L, generator=g, dtype=f64) - 2.0
-    else:  # raw delta is the step size itself
-        delta = 0.4 * torch.rand(batch, kd, L, generator=g, dtype=f64)
-    A = -torch.arange(1, N + 1, dtype=f64).repeat(kd, 1) * torch.exp(0.3 * torch.randn(kd, N, generator=g, dtype=f64))
-    B = torch.randn(batch, groups, N, L, generator=g, dtype=f64)
-    C = torch.randn(batch, groups, N, L, generator=g, dtype=f64)
-    Dv = torch.randn(kd, generator=g, dtype=f64) if D else None
-    bv = (0.5 * torch.randn(kd, generator=g, dtype=f64)).abs() if bias else None
-    return [u, delta, A, B, C, Dv, bv]
+    """float64 inputs shaped like SS2D's, as a list (some tests replace one)."""
+    return list(random_scan_inputs(batch, kd, L, groups, N, dtype=torch.float64, seed=seed, delta_softplus=softplus,
+                                   with_D=D, with_delta_bias=bias))
 
 
 def forward_backward(fn, inputs, gout, glast, dtype, device="cpu", **kw):
@@ -147,16 +130,14 @@ def assert_close(actual, expected, rtol, what):
     assert err <= rtol * scale + 1e-300, f"{what}: max abs error {err:.3g}, scale {scale:.3g}"
 
 
-def check_against_oracle(impl, inputs, *, softplus, dtype=torch.float32, rtol=1e-5, grad_rtol=2e-5, seed=1):
-    """Triton (inputs in ``dtype``) against the oracle on the same values in float64."""
+def check_against_reference(impl, inputs, *, softplus, dtype=torch.float32, rtol=1e-5, grad_rtol=2e-5, seed=1):
+    """Triton (inputs in ``dtype``) against the reference on the same values in float64."""
     batch, kd, L = inputs[0].shape
     N = inputs[2].shape[1]
-    g = torch.Generator().manual_seed(seed)
-    gout = torch.randn(batch, kd, L, generator=g, dtype=torch.float64)
-    glast = torch.randn(batch, kd, N, generator=g, dtype=torch.float64)
+    gout, glast = (t.double() for t in random_scan_grads(inputs, seed))
     rounded = [None if x is None else x.to(dtype).double() for x in inputs]
-    rounded[3:5] = [x if x.dim() == 4 else x.unsqueeze(1) for x in rounded[3:5]]  # the oracle wants G
-    ref, ref_last, ref_g = forward_backward(selective_scan_oracle, rounded, gout, glast, torch.float64,
+    rounded[3:5] = [x if x.dim() == 4 else x.unsqueeze(1) for x in rounded[3:5]]  # the reference wants G
+    ref, ref_last, ref_g = forward_backward(selective_scan_ref, rounded, gout, glast, torch.float64,
                                             delta_softplus=softplus)
     out, last, grads = forward_backward(impl.module.selective_scan_triton, inputs, gout, glast, dtype,
                                         impl.device, delta_softplus=softplus)
@@ -184,11 +165,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_matches_oracle(impl, chunk, case):
+def test_matches_reference(impl, chunk, case):
     batch, kd, L, groups, N, softplus, D, bias, chunk_len = CASES[case]
     chunk(chunk_len)
     inputs = scan_inputs(batch, kd, L, groups, N, softplus=softplus, D=D, bias=bias, seed=L)
-    check_against_oracle(impl, inputs, softplus=softplus)
+    check_against_reference(impl, inputs, softplus=softplus)
 
 
 def test_module_chunk_length_and_strided_inputs(impl):
@@ -198,30 +179,30 @@ def test_module_chunk_length_and_strided_inputs(impl):
     u, delta, A, B, C, D, bias = scan_inputs(1, 2, L, 1, 4, seed=3)
     u = torch.cat([u, u], dim=1)[:, ::2]  # channel stride 2
     B = B.transpose(-1, -2).contiguous().transpose(-1, -2)  # time stride N
-    check_against_oracle(impl, [u, delta, A, B[:, 0], C[:, 0], D, bias], softplus=True)
+    check_against_reference(impl, [u, delta, A, B[:, 0], C[:, 0], D, bias], softplus=True)
 
 
 def test_several_programs_per_group_add_their_dB_dC(impl, chunk, monkeypatch):
     """Four channel blocks per group in the backward: dB and dC are sums of atomic adds."""
     chunk(8)
     monkeypatch.setitem(impl.module.BWD_CONFIG, "block_d", 1)  # 3 channels per group
-    check_against_oracle(impl, scan_inputs(1, 6, 13, 2, 4, seed=5), softplus=True)
+    check_against_reference(impl, scan_inputs(1, 6, 13, 2, 4, seed=5), softplus=True)
 
 
 # gradients are rounded to the input dtype once; the interpreter rounds float32 to bfloat16
 # towards zero (up to one unit in the last place, 2^-7 relative), GPUs to nearest
 @pytest.mark.parametrize("dtype,grad_rtol", [(torch.float16, 1e-3), (torch.bfloat16, 1e-2)])
 def test_half_precision_inputs(impl, chunk, dtype, grad_rtol):
-    """Inputs read as they are (the oracle sees the same rounded values): outputs in float32
+    """Inputs read as they are (the reference sees the same rounded values): outputs in float32
     match to float32 accuracy; gradients come back in the input dtype."""
     chunk(16)
-    check_against_oracle(impl, scan_inputs(1, 8, 21, 4, 16, seed=7), softplus=True, dtype=dtype,
+    check_against_reference(impl, scan_inputs(1, 8, 21, 4, 16, seed=7), softplus=True, dtype=dtype,
                          grad_rtol=grad_rtol)
 
 
 def test_long_strongly_decaying_sequence(impl):
     """delta * A down to -1000 per step with near-zero steps mixed in: everything finite and
-    equal to the oracle (nothing is divided by a product of decays)."""
+    equal to the reference (nothing is divided by a product of decays)."""
     L, kd, N = 1000, 2, 16
     g = torch.Generator().manual_seed(7)
     u = torch.randn(1, kd, L, generator=g, dtype=torch.float64)
@@ -231,7 +212,7 @@ def test_long_strongly_decaying_sequence(impl):
     B = torch.randn(1, 1, N, L, generator=g, dtype=torch.float64)
     C = torch.randn(1, 1, N, L, generator=g, dtype=torch.float64)
     D = torch.randn(kd, generator=g, dtype=torch.float64)
-    check_against_oracle(impl, [u, delta, A, B, C, D, None], softplus=False)
+    check_against_reference(impl, [u, delta, A, B, C, D, None], softplus=False)
 
 
 def test_backward_keeps_no_per_state_tensor(impl, chunk):
@@ -310,7 +291,7 @@ def test_wider_shape_on_cuda(dtype, grad_rtol):
     ok, reason = scan_triton.triton_available("cuda")
     if not ok:
         pytest.skip(reason)
-    check_against_oracle(Impl(scan_triton, "cuda"), scan_inputs(2, 96, 700, 4, 16, seed=9),
+    check_against_reference(Impl(scan_triton, "cuda"), scan_inputs(2, 96, 700, 4, 16, seed=9),
                          softplus=True, dtype=dtype, grad_rtol=grad_rtol)
 
 

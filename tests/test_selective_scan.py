@@ -22,14 +22,12 @@ import warnings
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_oracle import selective_scan_oracle as _oracle  # noqa: E402
-
-from swin_umamba.ops import dispatch, scan_cpu, scan_torch as scan_torch_mod  # noqa: E402
-from swin_umamba.ops import selective_scan, selective_scan_backend  # noqa: E402
-from swin_umamba.ops.scan_cpu import scan_cpu_kernel  # noqa: E402
-from swin_umamba.ops.scan_torch import scan_torch  # noqa: E402
-from tests.cpu_kernel import CI_ENV_VAR, build_error, require_cpu_kernel  # noqa: E402
+from swin_umamba.ops import dispatch, scan_cpu, scan_torch as scan_torch_mod
+from swin_umamba.ops import random_scan_grads, random_scan_inputs, selective_scan, selective_scan_backend
+from swin_umamba.ops import selective_scan_ref
+from swin_umamba.ops.scan_cpu import scan_cpu_kernel
+from swin_umamba.ops.scan_torch import scan_torch
+from tests.cpu_kernel import CI_ENV_VAR, build_error, require_cpu_kernel
 
 NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
 
@@ -47,8 +45,9 @@ def one_thread():
 
 
 def selective_scan_oracle(*args, **kwargs):
+    """The package's reference scan, on one thread."""
     with one_thread():
-        return _oracle(*args, **kwargs)
+        return selective_scan_ref(*args, **kwargs)
 
 
 # every backend is a parametrisation whether or not it can run here: one that cannot is a skip
@@ -62,20 +61,6 @@ def backend_fn(name: str):
         require_cpu_kernel()
         return scan_cpu_kernel
     return scan_torch
-
-
-def make_inputs(batch, kd, L, groups, N=16, dtype=torch.float32, seed=0, D=True, bias=True):
-    """Inputs distributed like SS2D's: delta_raw ~ around softplus^-1 of 0.001..0.1,
-    A = -exp(A_log) with A_log ~ log(1..N)."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(batch, kd, L, generator=g, dtype=dtype)
-    delta = torch.randn(batch, kd, L, generator=g, dtype=dtype) - 2.0
-    A = -torch.arange(1, N + 1, dtype=dtype).repeat(kd, 1) * torch.exp(0.3 * torch.randn(kd, N, generator=g, dtype=dtype))
-    B = torch.randn(batch, groups, N, L, generator=g, dtype=dtype)
-    C = torch.randn(batch, groups, N, L, generator=g, dtype=dtype)
-    Dv = torch.randn(kd, generator=g, dtype=dtype) if D else None
-    bv = 0.5 * torch.randn(kd, generator=g, dtype=dtype) if bias else None
-    return [u, delta, A, B, C, Dv, bv]
 
 
 def run_with_grads(fn, inputs, grad_out, dtype=None, **kw):
@@ -101,7 +86,7 @@ def assert_close_rel(actual, expected, rtol, name):
 def test_gradcheck_torch_path(monkeypatch):
     # small chunk so that the hierarchical scan recurses twice (L=21 -> 6 -> 2 chunks, padded)
     monkeypatch.setattr(scan_torch_mod, "CHUNK", 4)
-    xs = [x.requires_grad_() for x in make_inputs(2, 4, 21, 2, N=2, dtype=torch.float64, seed=1)]
+    xs = [x.requires_grad_() for x in random_scan_inputs(2, 4, 21, 2, 2, dtype=torch.float64, seed=1)]
 
     def f(*args):
         return scan_torch(*args, delta_softplus=True)
@@ -122,12 +107,9 @@ def test_gradcheck_torch_path(monkeypatch):
 )
 def test_forward_and_grads_vs_oracle(backend, batch, kd, L, groups, N, softplus, D, bias):
     fn = backend_fn(backend)
-    inputs = make_inputs(batch, kd, L, groups, N, dtype=torch.float64, seed=L, D=D, bias=bias)
-    if not softplus:  # raw delta must be a valid step size
-        inputs[1] = torch.rand_like(inputs[1]) * 0.5
-        if bias:
-            inputs[6] = inputs[6].abs()
-    gout = torch.randn(batch, kd, L, dtype=torch.float64)
+    inputs = random_scan_inputs(batch, kd, L, groups, N, dtype=torch.float64, seed=L, delta_softplus=softplus,
+                                with_D=D, with_delta_bias=bias)
+    gout, _ = random_scan_grads(inputs)
     (ref, ref_last), ref_g = run_with_grads(selective_scan_oracle, inputs, gout,
                                             delta_softplus=softplus, return_last_state=True)
     (out, last), g = run_with_grads(fn, inputs, gout, dtype=torch.float32,
@@ -152,7 +134,7 @@ def _ss2d_case(kd, L):
     """Full-width inputs, a sparse upstream gradient and the oracle's results on its support
     (cached: shared by all backends)."""
     groups, per_group = 4, kd // 4
-    inputs = make_inputs(1, kd, L, groups, 16, dtype=torch.float32, seed=kd)
+    inputs = random_scan_inputs(1, kd, L, groups, 16, dtype=torch.float32, seed=kd)
     # upstream gradient only on 2 channels per group (first and last of the group)
     chans = torch.tensor([g * per_group + o for g in range(groups) for o in (0, per_group - 1)])
     gout = torch.zeros(1, kd, L)
@@ -191,7 +173,7 @@ def test_ss2d_shapes(backend, kd, L):
 
 def test_ss2d_forward_full_width_vs_oracle():
     """One full-width forward (all 768 channels, L=4096) against the oracle, float32."""
-    inputs = make_inputs(1, 768, 4096, 4, 16, seed=5)
+    inputs = random_scan_inputs(1, 768, 4096, 4, 16, seed=5)
     ref = selective_scan_oracle(*inputs, delta_softplus=True)
     require_cpu_kernel()  # the torch path is covered at smaller sizes
     out = scan_cpu_kernel(*inputs, delta_softplus=True)
@@ -202,7 +184,7 @@ def test_ss2d_forward_full_width_vs_oracle():
 def test_torch_path_keeps_no_intermediates_for_backward():
     """Under autograd the torch path saves nothing beyond what checkpointing needs; backward
     rebuilds the intermediates (the same scan without recomputation saves over 10x its inputs)."""
-    xs = [x.requires_grad_() for x in make_inputs(1, 16, 512, 2)]
+    xs = [x.requires_grad_() for x in random_scan_inputs(1, 16, 512, 2)]
 
     def saved_bytes(fn):
         total = []
@@ -228,9 +210,9 @@ def test_softplus_of_delta_over_its_whole_range(backend):
     """delta + bias from -40 to 40: both branches of softplus and of its derivative, and the
     hand-over between them (the CPU kernel computes them itself)."""
     fn = backend_fn(backend)
-    inputs = make_inputs(1, 4, 256, 2, dtype=torch.float64, seed=11)
-    inputs[1] = torch.linspace(-40.0, 40.0, 4 * 256, dtype=torch.float64).reshape(1, 4, 256)
-    inputs[2] = inputs[2] / 16  # decays that keep some memory even at the larger steps
+    inputs = random_scan_inputs(1, 4, 256, 2, dtype=torch.float64, seed=11)
+    inputs = inputs._replace(delta=torch.linspace(-40.0, 40.0, 4 * 256, dtype=torch.float64).reshape(1, 4, 256),
+                             A=inputs.A / 16)  # decays that keep some memory even at the larger steps
     gout = torch.randn(1, 4, 256, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     ref, ref_g = run_with_grads(selective_scan_oracle, inputs, gout, delta_softplus=True)
     out, g = run_with_grads(fn, inputs, gout, dtype=torch.float32, delta_softplus=True)
@@ -267,7 +249,7 @@ def test_autocast_bf16(backend, monkeypatch):
     if backend == "cpu_kernel":
         require_cpu_kernel()
     monkeypatch.setenv(dispatch.ENV_VAR, backend)
-    inputs = [x.to(torch.bfloat16) for x in make_inputs(2, 8, 100, 2, 16, seed=11)]
+    inputs = [x.to(torch.bfloat16) for x in random_scan_inputs(2, 8, 100, 2, 16, seed=11)]
     xs = [x.clone().requires_grad_() for x in inputs]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, last = selective_scan(*xs, delta_softplus=True, return_last_state=True)
@@ -284,7 +266,7 @@ def test_float64_and_noncontiguous_inputs(backend, monkeypatch):
     """float64 inputs compute in float32 and return float32; strided inputs are fine."""
     backend_fn(backend)
     monkeypatch.setenv(dispatch.ENV_VAR, backend)
-    inputs = make_inputs(1, 8, 50, 2, 16, dtype=torch.float64, seed=2)
+    inputs = random_scan_inputs(1, 8, 50, 2, 16, dtype=torch.float64, seed=2)
     B = inputs[3].transpose(-1, -2).contiguous().transpose(-1, -2)  # strided (b, G, N, L) view
     out = selective_scan(inputs[0], inputs[1], inputs[2], B, inputs[4], inputs[5], inputs[6],
                          delta_softplus=True)
@@ -296,7 +278,7 @@ def test_float64_and_noncontiguous_inputs(backend, monkeypatch):
 @pytest.mark.parametrize("backend", BACKEND_IDS)
 def test_public_api_matches_backends(backend, monkeypatch):
     backend_fn(backend)
-    inputs = make_inputs(2, 8, 90, 4, 16, seed=4)
+    inputs = random_scan_inputs(2, 8, 90, 4, 16, seed=4)
     ref = selective_scan_oracle(*inputs, delta_softplus=True)
     monkeypatch.setenv(dispatch.ENV_VAR, backend)
     assert selective_scan_backend("cpu") == backend
@@ -305,7 +287,7 @@ def test_public_api_matches_backends(backend, monkeypatch):
 
 
 def test_bad_shapes_raise():
-    u, delta, A, B, C, D, bias = make_inputs(1, 6, 10, 3, 4)
+    u, delta, A, B, C, D, bias = random_scan_inputs(1, 6, 10, 3, 4)
     B4, C4 = torch.randn(1, 4, 4, 10), torch.randn(1, 4, 4, 10)
     with pytest.raises(ValueError):
         selective_scan(u, delta, A, B4, C4)  # KD=6 not divisible by G=4
@@ -351,7 +333,7 @@ def test_dispatch_kernel_unavailable_falls_back(monkeypatch):
     dispatch._warned.clear()
     with pytest.warns(RuntimeWarning):
         assert selective_scan_backend("cpu") == "torch"
-    inputs = make_inputs(1, 4, 20, 1, 16)
+    inputs = random_scan_inputs(1, 4, 20, 1, 16)
     out = selective_scan(*inputs, delta_softplus=True)
     assert_close_rel(out, selective_scan_oracle(*inputs, delta_softplus=True), 1e-5, "out")
 
@@ -395,7 +377,7 @@ def _mamba_on_cuda():
 def test_mamba_backend_on_cuda(monkeypatch):
     monkeypatch.setenv(dispatch.ENV_VAR, "auto")
     assert selective_scan_backend("cuda") == "mamba"
-    inputs = [x.cuda() for x in make_inputs(2, 64, 300, 4, 16, seed=9)]
+    inputs = [x.cuda() for x in random_scan_inputs(2, 64, 300, 4, 16, seed=9)]
     xs = [x.clone().requires_grad_() for x in inputs]
     out, last = selective_scan(*xs, delta_softplus=True, return_last_state=True)
     ref, ref_last = scan_torch(*inputs, delta_softplus=True, return_last_state=True)
@@ -411,7 +393,7 @@ def test_mamba_backend_on_cuda(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_torch_path_on_cuda(monkeypatch):
     monkeypatch.setenv(dispatch.ENV_VAR, "torch")
-    inputs = make_inputs(2, 16, 300, 4, 16, seed=9)
+    inputs = random_scan_inputs(2, 16, 300, 4, 16, seed=9)
     out = selective_scan(*[x.cuda() for x in inputs], delta_softplus=True)
     assert_close_rel(out.cpu(), selective_scan_oracle(*inputs, delta_softplus=True), 1e-4, "out")
 

@@ -2,7 +2,7 @@
 
 A Triton kernel is compiled for the GPU it first runs on; a compiler or driver problem there, or a
 wrong result on an architecture the kernels were never run on, must not break a user's training.
-:func:`triton_self_check` runs each Triton path once on a small input against its PyTorch
+:func:`triton_self_check` runs each Triton path once on a small input against its
 reference (forward and one backward), and caches the verdict per device. On a failure it warns
 once with the reason; the dispatcher then uses another backend.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 import warnings
 
 import torch
+
+from swin_umamba.ops.scan_ref import random_scan_grads, random_scan_inputs, selective_scan_ref
 
 # max |triton - reference| <= RTOL * max |reference|, per output and gradient: loose enough for
 # float32 summation-order differences, tight enough to catch a wrong kernel
@@ -26,18 +28,10 @@ def device_key(device) -> str:
     return str(device)
 
 
-def _inputs(device, batch=2, kd=4, L=150, groups=2, N=16, seed=0):
+def _inputs(device):
     """Small inputs distributed like SS2D's (L spans several chunks with a ragged tail)."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(batch, kd, L, generator=g)
-    delta = torch.randn(batch, kd, L, generator=g) - 2.0
-    A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(kd, 1)
-    B = torch.randn(batch, groups, N, L, generator=g)
-    C = torch.randn(batch, groups, N, L, generator=g)
-    D = torch.randn(kd, generator=g)
-    bias = 0.5 * torch.randn(kd, generator=g)
-    gout = torch.randn(batch, kd, L, generator=g)
-    return [t.to(device) for t in (u, delta, A, B, C, D, bias)], gout.to(device)
+    inputs = random_scan_inputs(2, 4, 150, groups=2, state=16, device=device)
+    return list(inputs), random_scan_grads(inputs)[0]
 
 
 def compare(name: str, actual: torch.Tensor, expected: torch.Tensor, rtol: float = RTOL) -> str | None:
@@ -64,14 +58,13 @@ def _with_grads(fn, inputs, gout, **kw):
 
 
 def check_scan(device) -> list[str]:
-    """Mismatches of the Triton scan against the PyTorch scan (forward, last state, seven gradients)."""
-    from swin_umamba.ops.scan_torch import scan_torch
+    """Mismatches of the Triton scan against the reference scan (forward, last state, seven gradients)."""
     from swin_umamba.ops.scan_triton import selective_scan_triton
 
     inputs, gout = _inputs(device)
     kw = dict(delta_softplus=True, return_last_state=True)
     (out, last), grads = _with_grads(selective_scan_triton, inputs, gout, **kw)
-    (ref, ref_last), ref_grads = _with_grads(scan_torch, inputs, gout, **kw)
+    (ref, ref_last), ref_grads = _with_grads(selective_scan_ref, inputs, gout, **kw)
     names = ("du", "ddelta", "dA", "dB", "dC", "dD", "ddelta_bias")
     found = [compare("out", out, ref), compare("last_state", last, ref_last)]
     found += [compare(n, g, r) for n, g, r in zip(names, grads, ref_grads)]
