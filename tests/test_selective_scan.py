@@ -44,7 +44,7 @@ def one_thread():
         torch.set_num_threads(n)
 
 
-def selective_scan_oracle(*args, **kwargs):
+def reference_scan(*args, **kwargs):
     """The package's reference scan, on one thread."""
     with one_thread():
         return selective_scan_ref(*args, **kwargs)
@@ -66,7 +66,7 @@ def backend_fn(name: str):
 def run_with_grads(fn, inputs, grad_out, dtype=None, **kw):
     xs = [None if x is None else (x if dtype is None else x.to(dtype)).detach().clone().requires_grad_()
           for x in inputs]
-    with one_thread() if fn is selective_scan_oracle else contextlib.nullcontext():
+    with one_thread() if fn is reference_scan else contextlib.nullcontext():
         res = fn(*xs, **kw)
         out = res[0] if isinstance(res, tuple) else res
         (out * grad_out.to(out.dtype)).sum().backward()
@@ -110,7 +110,7 @@ def test_forward_and_grads_vs_oracle(backend, batch, kd, L, groups, N, softplus,
     inputs = random_scan_inputs(batch, kd, L, groups, N, dtype=torch.float64, seed=L, delta_softplus=softplus,
                                 with_D=D, with_delta_bias=bias)
     gout, _ = random_scan_grads(inputs)
-    (ref, ref_last), ref_g = run_with_grads(selective_scan_oracle, inputs, gout,
+    (ref, ref_last), ref_g = run_with_grads(reference_scan, inputs, gout,
                                             delta_softplus=softplus, return_last_state=True)
     (out, last), g = run_with_grads(fn, inputs, gout, dtype=torch.float32,
                                     delta_softplus=softplus, return_last_state=True)
@@ -141,7 +141,7 @@ def _ss2d_case(kd, L):
     gout[:, chans] = torch.randn(1, len(chans), L, generator=torch.Generator().manual_seed(3))
     sub = [inputs[0][:, chans], inputs[1][:, chans], inputs[2][chans], inputs[3], inputs[4],
            inputs[5][chans], inputs[6][chans]]
-    ref, ref_g = run_with_grads(selective_scan_oracle, sub, gout[:, chans], dtype=torch.float64,
+    ref, ref_g = run_with_grads(reference_scan, sub, gout[:, chans], dtype=torch.float64,
                                 delta_softplus=True)
     return inputs, chans, gout, sub, ref, ref_g
 
@@ -174,7 +174,7 @@ def test_ss2d_shapes(backend, kd, L):
 def test_ss2d_forward_full_width_vs_oracle():
     """One full-width forward (all 768 channels, L=4096) against the oracle, float32."""
     inputs = random_scan_inputs(1, 768, 4096, 4, 16, seed=5)
-    ref = selective_scan_oracle(*inputs, delta_softplus=True)
+    ref = reference_scan(*inputs, delta_softplus=True)
     require_cpu_kernel()  # the torch path is covered at smaller sizes
     out = scan_cpu_kernel(*inputs, delta_softplus=True)
     assert_close_rel(out, ref, 2e-5, "cpu_kernel out")
@@ -214,7 +214,7 @@ def test_softplus_of_delta_over_its_whole_range(backend):
     inputs = inputs._replace(delta=torch.linspace(-40.0, 40.0, 4 * 256, dtype=torch.float64).reshape(1, 4, 256),
                              A=inputs.A / 16)  # decays that keep some memory even at the larger steps
     gout = torch.randn(1, 4, 256, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    ref, ref_g = run_with_grads(selective_scan_oracle, inputs, gout, delta_softplus=True)
+    ref, ref_g = run_with_grads(reference_scan, inputs, gout, delta_softplus=True)
     out, g = run_with_grads(fn, inputs, gout, dtype=torch.float32, delta_softplus=True)
     assert_close_rel(out, ref, 1e-5, "out")
     for name in ("delta", "delta_bias", "A", "u"):
@@ -240,7 +240,7 @@ def test_long_sequence_strong_decay(backend):
     out.sum().backward()
     for name, x in zip(NAMES, xs):
         assert torch.isfinite(x.grad).all(), name
-    ref = selective_scan_oracle(u[:, :, :8192], delta[:, :, :8192], A, B[..., :8192], C[..., :8192], Dv)
+    ref = reference_scan(u[:, :, :8192], delta[:, :, :8192], A, B[..., :8192], C[..., :8192], Dv)
     assert_close_rel(out[:, :, :8192].detach(), ref, 1e-5, "out (first 8192 steps)")
 
 
@@ -254,7 +254,7 @@ def test_autocast_bf16(backend, monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, last = selective_scan(*xs, delta_softplus=True, return_last_state=True)
     assert out.dtype == torch.float32 and last.dtype == torch.float32
-    ref = selective_scan_oracle(*[x.double() for x in inputs], delta_softplus=True)
+    ref = reference_scan(*[x.double() for x in inputs], delta_softplus=True)
     assert_close_rel(out, ref, 1e-5, "out")
     out.sum().backward()
     for name, x in zip(NAMES, xs):
@@ -271,7 +271,7 @@ def test_float64_and_noncontiguous_inputs(backend, monkeypatch):
     out = selective_scan(inputs[0], inputs[1], inputs[2], B, inputs[4], inputs[5], inputs[6],
                          delta_softplus=True)
     assert out.dtype == torch.float32
-    ref = selective_scan_oracle(*inputs, delta_softplus=True)
+    ref = reference_scan(*inputs, delta_softplus=True)
     assert_close_rel(out, ref, 1e-5, "out")
 
 
@@ -279,7 +279,7 @@ def test_float64_and_noncontiguous_inputs(backend, monkeypatch):
 def test_public_api_matches_backends(backend, monkeypatch):
     backend_fn(backend)
     inputs = random_scan_inputs(2, 8, 90, 4, 16, seed=4)
-    ref = selective_scan_oracle(*inputs, delta_softplus=True)
+    ref = reference_scan(*inputs, delta_softplus=True)
     monkeypatch.setenv(dispatch.ENV_VAR, backend)
     assert selective_scan_backend("cpu") == backend
     out = selective_scan(*inputs[:5], D=inputs[5], delta_bias=inputs[6], delta_softplus=True)
@@ -335,7 +335,7 @@ def test_dispatch_kernel_unavailable_falls_back(monkeypatch):
         assert selective_scan_backend("cpu") == "torch"
     inputs = random_scan_inputs(1, 4, 20, 1, 16)
     out = selective_scan(*inputs, delta_softplus=True)
-    assert_close_rel(out, selective_scan_oracle(*inputs, delta_softplus=True), 1e-5, "out")
+    assert_close_rel(out, reference_scan(*inputs, delta_softplus=True), 1e-5, "out")
 
 
 def test_unbuildable_kernel_is_a_skip_with_its_reason_and_a_failure_under_ci(monkeypatch):
@@ -395,7 +395,7 @@ def test_torch_path_on_cuda(monkeypatch):
     monkeypatch.setenv(dispatch.ENV_VAR, "torch")
     inputs = random_scan_inputs(2, 16, 300, 4, 16, seed=9)
     out = selective_scan(*[x.cuda() for x in inputs], delta_softplus=True)
-    assert_close_rel(out.cpu(), selective_scan_oracle(*inputs, delta_softplus=True), 1e-4, "out")
+    assert_close_rel(out.cpu(), reference_scan(*inputs, delta_softplus=True), 1e-4, "out")
 
 
 @pytest.mark.slow  # builds the kernel from scratch twice at once (about a minute)
