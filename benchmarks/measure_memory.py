@@ -14,6 +14,13 @@ by least squares and writes the JSON the planner reads
 
     python -m benchmarks.measure_memory --out nnunet_plans/memory_model.json
 
+With --dims 3 it measures the 3D networks instead (patches DxHxW, every depth
+stride 1: the most memory per voxel, so the estimate errs on the safe side for
+data whose depth nnU-Net pools) and replaces the `networks_3d` section of the
+existing model file --out, keeping its 2D part::
+
+    python benchmarks/measure_memory.py --dims 3 --out nnunet_plans/memory_model.json
+
 Without CUDA (or with --device cpu) it is a dry run at tiny sizes: the same
 training step runs once per network in float32 to show it works, and the model
 is fitted to an *accounting* of the memory instead of a measurement: parameter
@@ -45,18 +52,24 @@ NETWORK_STRIDE = math.lcm(*(s for n in NETWORKS.values() for s in n.stride))
 GIB = 1024 ** 3
 
 
-def parse_patch(text: str) -> tuple[int, int]:
+def parse_patch(text: str) -> tuple[int, ...]:
+    """HxW, or DxHxW for --dims 3 (any depth: the 3D networks are measured with every depth stride 1)."""
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
+        sides = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"patch {text!r}: expected HxW, e.g. 256x256") from None
-    if h <= 0 or w <= 0 or h % NETWORK_STRIDE or w % NETWORK_STRIDE:
-        raise argparse.ArgumentTypeError(f"patch {text!r}: both sides must be positive multiples of {NETWORK_STRIDE}")
-    return h, w
+        raise argparse.ArgumentTypeError(f"patch {text!r}: expected HxW or DxHxW, e.g. 256x256 or 16x128x128") from None
+    if len(sides) not in (2, 3) or min(sides) <= 0 or any(s % NETWORK_STRIDE for s in sides[-2:]):
+        raise argparse.ArgumentTypeError(
+            f"patch {text!r}: HxW or DxHxW, height and width positive multiples of {NETWORK_STRIDE}")
+    return sides
 
 
-def build_network(name: str, in_channels: int, num_classes: int) -> torch.nn.Module:
-    return NETWORKS[name].network_class()(in_channels, num_classes, deep_supervision=True)
+def build_network(name: str, in_channels: int, num_classes: int, dims: int = 2) -> torch.nn.Module:
+    network = NETWORKS[name]
+    if dims == 3:
+        no_depth_pooling = tuple(c[0] for c in network.cls_3d.DEPTH_STRIDE_CHOICES)
+        return network.cls_3d(in_channels, num_classes, no_depth_pooling, deep_supervision=True)
+    return network.network_class()(in_channels, num_classes, deep_supervision=True)
 
 
 def build_loss(network: torch.nn.Module):
@@ -74,8 +87,9 @@ def build_loss(network: torch.nn.Module):
 
 def make_batch(network, batch: int, patch, in_channels: int, num_classes: int, device):
     data = torch.randn(batch, in_channels, *patch, device=device)
-    target = [torch.randint(0, num_classes, (batch, 1, *(math.ceil(p / s) for p in patch)), device=device).float()
-              for s in network.OUTPUT_SCALES]
+    scales = [tuple(s) if isinstance(s, (tuple, list)) else (s,) * len(patch) for s in network.OUTPUT_SCALES]
+    target = [torch.randint(0, num_classes, (batch, 1, *(math.ceil(p / f) for p, f in zip(patch, s))),
+                            device=device).float() for s in scales]
     return data, target
 
 
@@ -182,8 +196,8 @@ def account_cpu(step: Step, batch: int, patch, in_channels: int, num_classes: in
 # --- fit ------------------------------------------------------------------------------------------------------------
 
 def fit(points: list[dict]) -> dict:
-    """Least squares allocated = fixed + P*(per_pixel + per_pixel_per_class*C), P = B*H*W."""
-    pixels = np.array([p["batch_size"] * p["patch_size"][0] * p["patch_size"][1] for p in points], dtype=np.float64)
+    """Least squares allocated = fixed + P*(per_pixel + per_pixel_per_class*C), P = B*H*W (B*D*H*W in 3D)."""
+    pixels = np.array([p["batch_size"] * math.prod(p["patch_size"]) for p in points], dtype=np.float64)
     classes = np.array([p["num_classes"] for p in points], dtype=np.float64)
     y = np.array([p["allocated_bytes"] for p in points], dtype=np.float64)
     with_classes = len(set(classes.tolist())) > 1
@@ -214,6 +228,9 @@ def main(argv=None) -> int:
     parser.add_argument("--num-classes", nargs="+", type=int, default=[2, 16],
                         help="segmentation heads to measure (two values separate the per-class term)")
     parser.add_argument("--in-channels", type=int, default=1)
+    parser.add_argument("--dims", type=int, choices=[2, 3], default=2,
+                        help="2: the 2D networks, a new model file; 3: the 3D networks, written into the "
+                             "networks_3d section of the existing model file --out (default 2)")
     parser.add_argument("--amp-dtype", choices=["float16", "bfloat16"], default="float16",
                         help="autocast dtype on cuda (nnU-Net's autocast('cuda') default is float16)")
     parser.add_argument("--context-bytes", type=float, default=None,
@@ -226,7 +243,16 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda requested but CUDA is not available")
     on_cuda = device.type == "cuda"
-    patches = args.patches or ([(128, 128), (256, 256), (384, 384), (512, 512)] if on_cuda else [(32, 32), (64, 64)])
+    if args.dims == 3:
+        patches = args.patches or ([(16, 64, 64), (32, 128, 128), (64, 128, 128)] if on_cuda else
+                                   [(4, 32, 32), (8, 32, 32), (4, 64, 64)])
+        if not args.out.is_file():
+            parser.error(f"--dims 3 writes into an existing memory model file; {args.out} does not exist")
+    else:
+        patches = args.patches or ([(128, 128), (256, 256), (384, 384), (512, 512)] if on_cuda else
+                                   [(32, 32), (64, 64)])
+    if any(len(p) != args.dims for p in patches):
+        parser.error(f"--dims {args.dims} takes {'DxHxW' if args.dims == 3 else 'HxW'} patches")
     batches = sorted(set(args.batches or ([1, 2, 4, 8] if on_cuda else [1, 2])))
     amp_dtype = getattr(torch, args.amp_dtype)
     if on_cuda:
@@ -240,7 +266,7 @@ def main(argv=None) -> int:
         points = []
         for num_classes in args.num_classes:
             torch.manual_seed(0)
-            network = build_network(name, args.in_channels, num_classes).to(device).train()
+            network = build_network(name, args.in_channels, num_classes, args.dims).to(device).train()
             step = Step(network, device, amp_dtype)
             if not on_cuda and num_classes == args.num_classes[0]:
                 # show that the real step runs (float32, smallest configuration), then account
@@ -267,7 +293,7 @@ def main(argv=None) -> int:
                         torch.cuda.empty_cache()
                         break
                     points.append(point)
-                    print(f"{name} C={num_classes} batch {batch} patch {patch[0]}x{patch[1]}: "
+                    print(f"{name} C={num_classes} batch {batch} patch {'x'.join(map(str, patch))}: "
                           f"{point['allocated_bytes'] / GIB:.3f} GiB"
                           + (f" allocated, {point['reserved_bytes'] / GIB:.3f} GiB reserved" if on_cuda else
                              " (accounted)"), flush=True)
@@ -278,7 +304,8 @@ def main(argv=None) -> int:
         if len(points) < 3:
             print(f"{name}: fewer than 3 usable points, cannot fit", file=sys.stderr)
             return 1
-        entry = {"class": NETWORKS[name].class_path, **fit(points)}
+        class_path = NETWORKS[name].class_path_3d if args.dims == 3 else NETWORKS[name].class_path
+        entry = {"class": class_path, **fit(points)}
         if on_cuda:
             entry["reserved_over_allocated"] = round(max(p["reserved_bytes"] / p["allocated_bytes"] for p in points), 3)
         else:
@@ -301,6 +328,28 @@ def main(argv=None) -> int:
                   "grads, 2 AdamW moments, fp16 autocast copy); per pixel = distinct float32 tensors autograd saves "
                   "for backward (forward + loss), with no reduction for AMP, which is taken to cover backward's "
                   "transient buffers; cuda_context_bytes and reserved_over_allocated are assumed values")
+    provenance = {
+        "method": method,
+        "device": device_text,
+        "torch": torch.__version__,
+        "selective_scan_backend": selective_scan_backend(device.type),
+        "amp_dtype": args.amp_dtype if on_cuda else "none (float32 accounting)",
+        "in_channels": args.in_channels,
+        "date": datetime.date.today().isoformat(),
+        "command": "python benchmarks/measure_memory.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    if args.dims == 3:
+        result = json.loads(args.out.read_text())
+        result["networks_3d"] = {
+            "provenance": {**provenance, "provisional": not on_cuda,
+                           "depth_strides": "every depth stride 1 (no depth pooling: the most memory per voxel)"},
+            "model": "as the 2D model, with B*D*H*W voxels in place of B*H*W pixels; cuda_context_bytes shared",
+            "networks": networks_out,
+            "measurements": raw,
+        }
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote the networks_3d section of {args.out}")
+        return 0
     result = {
         "schema": 1,
         "provisional": not on_cuda,

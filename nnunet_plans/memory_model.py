@@ -11,6 +11,9 @@ runs it (AMP autocast, deep supervision, forward + backward, AdamW step), B the
 batch size, H x W the patch and C the number of segmentation heads.
 `reserved_over_allocated` accounts for the caching allocator's blocks and
 `cuda_context_bytes` for what CUDA holds outside PyTorch's allocator.
+
+The 3D networks have their own entries (`networks_3d`), of the same form with
+D * H * W voxels in place of H * W pixels; a 3D patch is estimated with them.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().with_name("memory_model.json")
 from swin_umamba.network_registry import NETWORKS  # noqa: F401  (the memory model has one entry per network)
 
 GIB = 1024 ** 3
+DEFAULT_GPU_MEMORY_TARGET_GB = 8.0  # nnU-Net's ExperimentPlanner default (gpu_memory_target_in_gb=8)
 
 
 class MemoryModelError(ValueError):
@@ -50,16 +54,26 @@ class MemoryModel:
     provisional: bool
     provenance: dict = field(default_factory=dict)
     source: str = ""
+    networks_3d: dict = field(default_factory=dict)
+    provenance_3d: dict = field(default_factory=dict)
 
-    def network(self, name: str) -> NetworkMemory:
-        if name not in self.networks:
-            raise MemoryModelError(f"{self.source or 'memory model'} has no entry for network {name!r} "
-                                   f"(it has {sorted(self.networks)})")
-        return self.networks[name]
+    def _entries(self, dims: int) -> dict:
+        return self.networks_3d if dims == 3 else self.networks
+
+    def has(self, name: str, dims: int = 2) -> bool:
+        return name in self._entries(dims)
+
+    def network(self, name: str, dims: int = 2) -> NetworkMemory:
+        entries = self._entries(dims)
+        if name not in entries:
+            raise MemoryModelError(f"{self.source or 'memory model'} has no {dims}D entry for network {name!r} "
+                                   f"(it has {sorted(entries)})")
+        return entries[name]
 
     def estimate_bytes(self, network: str, batch_size: int, patch_size: Sequence[int], num_classes: int) -> float:
-        """Whole-GPU memory of a training step: CUDA context plus the allocator's reserve."""
-        net = self.network(network)
+        """Whole-GPU memory of a training step: CUDA context plus the allocator's reserve. The patch's length
+        (2 or 3) picks the 2D or the 3D entry."""
+        net = self.network(network, len(patch_size))
         return self.cuda_context_bytes + net.reserved_over_allocated * net.allocated_bytes(
             batch_size, patch_size, num_classes)
 
@@ -75,10 +89,12 @@ class MemoryModel:
             batch -= 1
         return batch
 
-    def describe(self) -> str:
-        state = "PROVISIONAL estimate, not measured on a GPU" if self.provisional else "measured"
-        where = self.provenance.get("device", "unknown device")
-        date = self.provenance.get("date", "undated")
+    def describe(self, dims: int = 2) -> str:
+        provenance = self.provenance_3d if dims == 3 else self.provenance
+        provisional = provenance.get("provisional", self.provisional) if dims == 3 else self.provisional
+        state = "PROVISIONAL estimate, not measured on a GPU" if provisional else "measured"
+        where = provenance.get("device", "unknown device")
+        date = provenance.get("date", "undated")
         return f"{state} ({where}, {date}; {Path(self.source).name or 'in memory'})"
 
 
@@ -95,11 +111,24 @@ def parse_memory_model(data: dict, source: str = "") -> MemoryModel:
         raise MemoryModelError(f"{where}: expected an object with a non-empty 'networks' object")
     if not isinstance(data.get("provenance"), dict):
         raise MemoryModelError(f"{where}: a 'provenance' object (how the constants were obtained) is required")
+    networks = _parse_entries(data["networks"], f"{where}: networks")
+    section_3d = data.get("networks_3d", {})
+    if not isinstance(section_3d, dict) or not isinstance(section_3d.get("networks", {}), dict):
+        raise MemoryModelError(f"{where}: 'networks_3d' must be an object with a 'networks' object")
+    networks_3d = _parse_entries(section_3d.get("networks", {}), f"{where}: networks_3d.networks")
+    return MemoryModel(networks=networks,
+                       cuda_context_bytes=_number(data, "cuda_context_bytes", where, 0.0),
+                       provisional=bool(data.get("provisional", True)),
+                       provenance=data["provenance"], source=source,
+                       networks_3d=networks_3d, provenance_3d=dict(section_3d.get("provenance", {})))
+
+
+def _parse_entries(entries: dict, where: str) -> dict:
     networks = {}
-    for name, entry in data["networks"].items():
+    for name, entry in entries.items():
         if not isinstance(entry, dict):
-            raise MemoryModelError(f"{where}: networks.{name} must be an object")
-        w = f"{where}: networks.{name}"
+            raise MemoryModelError(f"{where}.{name} must be an object")
+        w = f"{where}.{name}"
         networks[name] = NetworkMemory(
             fixed_bytes=_number(entry, "fixed_bytes", w),
             per_pixel_bytes=_number(entry, "per_pixel_bytes", w),
@@ -110,10 +139,7 @@ def parse_memory_model(data: dict, source: str = "") -> MemoryModel:
             raise MemoryModelError(f"{w}: 'per_pixel_bytes' must be positive")
         if networks[name].reserved_over_allocated < 1.0:
             raise MemoryModelError(f"{w}: 'reserved_over_allocated' must be >= 1")
-    return MemoryModel(networks=networks,
-                       cuda_context_bytes=_number(data, "cuda_context_bytes", where, 0.0),
-                       provisional=bool(data.get("provisional", True)),
-                       provenance=data["provenance"], source=source)
+    return networks
 
 
 def load_memory_model(path: str | Path | None = None) -> MemoryModel:

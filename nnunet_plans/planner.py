@@ -31,9 +31,9 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
 from swin_umamba.network_registry import NETWORKS, SWIN_UMAMBA
-from swin_umamba.nnunet_plans.memory_model import GIB, MemoryModel, load_memory_model
+from swin_umamba.nnunet_layout import PLANNING_REPORT_KEY
+from swin_umamba.nnunet_plans.memory_model import DEFAULT_GPU_MEMORY_TARGET_GB, GIB, MemoryModel, load_memory_model
 
-DEFAULT_GPU_MEMORY_TARGET_GB = 8.0  # nnU-Net's ExperimentPlanner default (gpu_memory_target_in_gb=8)
 
 
 def default_plans_name(network: str) -> str:
@@ -133,7 +133,7 @@ class SwinUMambaPlanner(ExperimentPlanner):
         # the Swin-UMamba trainers build their network themselves and ignore this entry; it documents the plan
         plan["architecture"] = {"network_class_name": NETWORKS[self.network].class_path, "arch_kwargs": {},
                                 "_kw_requires_import": []}
-        plan["swin_umamba_planning"] = dict(self.report)
+        plan[PLANNING_REPORT_KEY] = dict(self.report)
         return plan
 
     def plan_experiment(self):

@@ -3,6 +3,7 @@
     name         `swin-umamba plan --network`, the memory model's key      swinumamba      swinumambaD
     alias        `swin-umamba reproduce --network`                         plain           dagger
     cls          the class in swin_umamba.nets                             SwinUMamba      SwinUMambaD
+    cls_3d       its 3D form (3d_fullres, 3d_lowres, 3d_cascade_fullres)   SwinUMamba3D    SwinUMambaD3D
     paper_name   the row of the paper's tables                             Swin-UMamba     Swin-UMamba†
     trainers     the nnU-Net trainers that build it (-tr)                  nnUNetTrainerSwinUMamba[Scratch]  ...D[Scratch|Demo]
     plans_name   the plans `swin-umamba plan` writes for it                nnUNetPlansSwinUMamba  nnUNetPlansSwinUMambaD
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from torch import nn
 
 import swin_umamba.nets
-from swin_umamba.nets import SwinUMamba, SwinUMambaD
+from swin_umamba.nets import SwinUMamba, SwinUMamba3D, SwinUMambaD, SwinUMambaD3D
 
 # the package nnU-Net's plans name the classes under (their public import path)
 NETS_MODULE = swin_umamba.nets.__name__
@@ -27,6 +28,7 @@ class Network:
     name: str
     alias: str
     cls: type[nn.Module]
+    cls_3d: type[nn.Module]
     paper_name: str
     trainers: tuple[str, ...]  # the ImageNet-initialised trainer first
     plans_name: str
@@ -50,6 +52,10 @@ class Network:
         """Per spatial axis, the multiple a patch size must be (the class's STRIDE)."""
         return tuple(self.cls.STRIDE)
 
+    @property
+    def class_path_3d(self) -> str:
+        return f"{NETS_MODULE}.{self.cls_3d.__name__}"
+
     def network_class(self) -> type[nn.Module]:
         return self.cls
 
@@ -57,9 +63,9 @@ class Network:
 DEMO_TRAINER = "nnUNetTrainerSwinUMambaDemo"  # `swin-umamba demo`'s short CPU run
 # not a Swin-UMamba network: nnU-Net's nnUNetTrainer run as long as ours, for `swin-umamba compare`
 BASELINE_TRAINER = "nnUNetTrainerProtocol"
-SWIN_UMAMBA = Network("swinumamba", "plain", SwinUMamba, "Swin-UMamba",
+SWIN_UMAMBA = Network("swinumamba", "plain", SwinUMamba, SwinUMamba3D, "Swin-UMamba",
                       ("nnUNetTrainerSwinUMamba", "nnUNetTrainerSwinUMambaScratch"), "nnUNetPlansSwinUMamba")
-SWIN_UMAMBA_D = Network("swinumambaD", "dagger", SwinUMambaD, "Swin-UMamba†",
+SWIN_UMAMBA_D = Network("swinumambaD", "dagger", SwinUMambaD, SwinUMambaD3D, "Swin-UMamba†",
                         ("nnUNetTrainerSwinUMambaD", "nnUNetTrainerSwinUMambaDScratch", DEMO_TRAINER),
                         "nnUNetPlansSwinUMambaD")
 NETWORKS = {n.name: n for n in (SWIN_UMAMBA, SWIN_UMAMBA_D)}
@@ -68,9 +74,10 @@ TRAINER_NAMES = tuple(t for n in NETWORKS.values() for t in n.trainers)
 
 
 def network_of_class(class_name_or_path: str) -> Network | None:
-    """The network a class name ("SwinUMambaD") or import path ("swin_umamba.nets.SwinUMambaD") names; None if
-    it names no Swin-UMamba network (e.g. nnU-Net's PlainConvUNet of its default plans)."""
-    return next((n for n in NETWORKS.values() if class_name_or_path in (n.class_name, n.class_path)), None)
+    """The network a class name ("SwinUMambaD", "SwinUMambaD3D") or import path ("swin_umamba.nets.SwinUMambaD")
+    names, 2D or 3D; None if it names no Swin-UMamba network (e.g. nnU-Net's PlainConvUNet of its default plans)."""
+    return next((n for n in NETWORKS.values() if class_name_or_path in (
+        n.class_name, n.class_path, n.cls_3d.__name__, n.class_path_3d)), None)
 
 
 def network_of_trainer(trainer: str) -> Network | None:

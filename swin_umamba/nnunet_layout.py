@@ -25,3 +25,8 @@ def model_folder(results: Path, dataset_name: str, trainer: str, plans: str, con
 
 def fold_folder(model: Path, fold: str | int) -> Path:
     return Path(model) / f"fold_{fold}"
+
+# our entry in a 3D configuration of nnU-Net's plans: the 3D network's depth stride per downsampling stage
+DEPTH_STRIDES_KEY = "depth_strides"
+# our entry in a configuration that `swin-umamba plan` made: what it chose and why
+PLANNING_REPORT_KEY = "swin_umamba_planning"

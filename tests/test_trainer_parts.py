@@ -19,6 +19,7 @@ from swin_umamba.trainers.base import (
     plans_with_trainable_patch,
     stop_after_epochs,
 )
+from swin_umamba.trainers.configuration import network_choice
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
 from swin_umamba.network_registry import NETWORKS, TRAINER_NAMES, network_of_trainer
 
@@ -35,11 +36,8 @@ def test_patch_is_rounded_up_to_multiples_of_32_in_a_copy():
     assert plans_with_trainable_patch(_plans([64, 32]), "2d")["configurations"]["2d"]["patch_size"] == [64, 32]
 
 
-def test_3d_plans_are_refused_with_the_configuration_named():
-    with pytest.raises(ConfigurationError, match="2D network.*'3d_fullres'.*\\[64, 128, 128\\]"):
-        plans_with_trainable_patch(
-            {"configurations": {"3d_fullres": {"patch_size": [64, 128, 128], "architecture": {}}}}, "3d_fullres"
-        )
+def test_2d_plans_record_no_depth_strides():
+    assert "depth_strides" not in plans_with_trainable_patch(_plans([91, 128]), "2d")["configurations"]["2d"]
 
 
 def _planned_for(class_path: str, plans_name: str = "nnUNetPlansSwinUMambaD") -> dict:
@@ -82,6 +80,7 @@ def test_every_registered_trainer_builds_its_registered_network():
     assert set(TRAINER_NAMES) | {BASELINE_TRAINER} == {n for n in trainers.__all__ if n.startswith("nnUNetTrainer")}
     for name in TRAINER_NAMES:
         assert getattr(trainers, name).network_class is network_of_trainer(name).network_class(), name
+        assert getattr(trainers, name).network_class_3d is network_of_trainer(name).cls_3d, name
     assert {n.network_class() for n in NETWORKS.values()} == {SwinUMamba, SwinUMambaD}
 
 
@@ -104,7 +103,8 @@ def test_cosine_schedule_matches_torch_closed_form_at_any_epoch():
 
 @pytest.mark.parametrize("trainer,net", [(nnUNetTrainerSwinUMamba, SwinUMamba), (nnUNetTrainerSwinUMambaD, SwinUMambaD)])
 def test_deep_supervision_scales_match_the_network_outputs(trainer, net):
-    fake = SimpleNamespace(enable_deep_supervision=True, network_class=net)
+    fake = SimpleNamespace(enable_deep_supervision=True,
+                           network_choice=network_choice(_plans([64, 96]), "2d", net, trainer.network_class_3d))
     scales = trainer._get_deep_supervision_scales(fake)
     with torch.no_grad():
         outs = net(1, 2, deep_supervision=True).eval()(torch.zeros(1, 1, 64, 96))

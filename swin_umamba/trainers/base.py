@@ -5,7 +5,6 @@ weights are used.
 """
 from __future__ import annotations
 
-import copy
 import os
 
 import torch
@@ -15,40 +14,26 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from swin_umamba.environment import STOP_AFTER_EPOCHS_VAR as STOP_ENV_VAR
-from swin_umamba.nets import SwinUMamba
+from swin_umamba.nets import SwinUMamba, SwinUMamba3D
 from swin_umamba.network_registry import NETWORKS, network_of_class
+from swin_umamba.nnunet_layout import DEPTH_STRIDES_KEY
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
 from swin_umamba.trainers.checkpoints import AtomicCheckpointMixin
 from swin_umamba.trainers.common import ConfigurationError, positive_int_from_env, stop_after_epochs, unwrap
+from swin_umamba.trainers.configuration import choose_network, memory_verdict, network_choice, trainable_plans
 from swin_umamba.trainers.finetune import PretrainedWeightsMixin
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
 from swin_umamba.trainers.nonfinite import NonFiniteGuardMixin
 
 
-def check_2d(configuration_name: str, patch_size) -> None:
-    if len(patch_size) != 2:
-        raise ConfigurationError(
-            f"Swin-UMamba is a 2D network, but configuration '{configuration_name}' has the "
-            f"{len(patch_size)}D patch size {list(patch_size)}. Train the '2d' configuration instead, "
-            f"e.g. nnUNetv2_train DATASET 2d FOLD -tr nnUNetTrainerSwinUMamba"
-        )
-
-
-def plans_with_trainable_patch(plans: dict, configuration_name: str, stride=SwinUMamba.STRIDE) -> dict:
-    """Plans whose 2D patch size is rounded up to multiples of the network's `stride` (one per axis).
-
-    Returns a copy, so the trainer's saved plans.json (used for prediction) carries
-    the patch size it actually trained with. Raises ConfigurationError for 3D.
-    """
-    configuration = PlansManager(plans).get_configuration(configuration_name)
-    check_2d(configuration_name, configuration.patch_size)
-    rounded = [-(-n // s) * s for n, s in zip(configuration.patch_size, stride)]
-    if rounded == list(configuration.patch_size):
-        return plans
-    plans = copy.deepcopy(plans)
-    plans["configurations"][configuration_name]["patch_size"] = rounded
-    return plans
+def plans_with_trainable_patch(plans: dict, configuration_name: str, network_class: type[nn.Module] = SwinUMamba,
+                               network_class_3d: type[nn.Module] = SwinUMamba3D) -> dict:
+    """Plans whose patch size is a multiple of the network's stride along each axis (rounded up) and whose 3D
+    configuration records its depth strides: a copy when anything changes, so the trainer's saved
+    plans.json (used for prediction) carries what it actually trained with."""
+    choice = network_choice(plans, configuration_name, network_class, network_class_3d)
+    return trainable_plans(plans, configuration_name, choice)
 
 
 def check_plans_network(plans: dict, configuration_name: str, trainer_name: str, network_class: type) -> None:
@@ -75,7 +60,8 @@ def _fingerprint(module: nn.Module) -> torch.Tensor:
 
 
 class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, AtomicCheckpointMixin, nnUNetTrainer):
-    network_class: type[nn.Module] = SwinUMamba
+    network_class: type[nn.Module] = SwinUMamba  # for the 2d configuration
+    network_class_3d: type[nn.Module] = SwinUMamba3D  # for 3d_fullres, 3d_lowres and 3d_cascade_fullres
     use_imagenet_weights = True
     freeze_encoder_epochs = 10  # only when starting from ImageNet weights
     extra_checkpoint_every = 50
@@ -83,33 +69,49 @@ class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, AtomicC
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         check_plans_network(plans, configuration, type(self).__name__, self.network_class)
+        choice = network_choice(plans, configuration, self.network_class, self.network_class_3d)
         original_patch = PlansManager(plans).get_configuration(configuration).patch_size
-        plans = plans_with_trainable_patch(plans, configuration, self.network_class.STRIDE)
+        plans = trainable_plans(plans, configuration, choice)
         super().__init__(plans, configuration, fold, dataset_json, device)
+        self.network_choice = choice
         self.initial_lr = 1e-4
         self.weight_decay = 0.05
         self.enable_deep_supervision = True
         self._encoder_frozen = False
         self._weights_restored = False
         self._initial_fingerprint = None
+        if choice.depth_strides is not None:
+            self.print_to_log_file(
+                f"{choice.network_class.__name__} with depth strides {list(choice.depth_strides)} (total stride "
+                f"{list(choice.stride)} per axis; recorded as '{DEPTH_STRIDES_KEY}' in the model's plans.json)")
         if list(original_patch) != list(self.configuration_manager.patch_size):
             self.print_to_log_file(
                 f"Patch size {list(original_patch)} rounded up to {list(self.configuration_manager.patch_size)}: "
-                f"{self.network_class.__name__} needs multiples of {list(self.network_class.STRIDE)}."
+                f"{choice.network_class.__name__} needs multiples of {list(choice.stride)}."
             )
+        self._report_memory_estimate()
+
+    def _report_memory_estimate(self) -> None:
+        """Log when the memory model expects this patch and batch to exceed the plans' GPU memory target."""
+        verdict = memory_verdict(self.plans_manager.plans, self.configuration_name, self.network_choice,
+                                 self.configuration_manager.batch_size, self.label_manager.num_segmentation_heads)
+        if verdict is not None:
+            self.print_to_log_file(verdict)
 
     @classmethod
     def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
-        """Never reads the ImageNet file: prediction must work without it."""
-        check_2d("(from plans)", configuration_manager.patch_size)
-        return cls.network_class(num_input_channels, num_output_channels, deep_supervision=enable_deep_supervision)
+        """Never reads the ImageNet file: prediction must work without it. A 3D configuration takes the depth
+        strides the model's plans.json records (the trainer writes them there)."""
+        choice = choose_network(configuration_manager.configuration, "(from plans)", cls.network_class,
+                                cls.network_class_3d)
+        return choice.build(num_input_channels, num_output_channels, enable_deep_supervision)
 
     def _get_deep_supervision_scales(self):
         if not self.enable_deep_supervision:
             return None
-        return [[1.0 / s, 1.0 / s] for s in self.network_class.OUTPUT_SCALES]
+        return [[1.0 / s for s in scale] for scale in self.network_choice.output_scales]
 
     def set_deep_supervision_enabled(self, enabled: bool):
         unwrap(self.network).deep_supervision = enabled
@@ -151,8 +153,12 @@ class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, AtomicC
         if self.use_imagenet_weights:
             if self._starts_from_scratch():
                 path = resolve_weights_path()  # fails here, before any data is touched, if it is missing
-                report = load_vmamba_weights(unwrap(self.network), path)
-                self.print_to_log_file(report.summary())
+                if self.network_choice.depth_strides is None:
+                    self.print_to_log_file(load_vmamba_weights(unwrap(self.network), path).summary())
+                else:
+                    from swin_umamba import inflate_weights  # the 2D ImageNet encoder inflated to 3D
+
+                    self.print_to_log_file(inflate_weights(unwrap(self.network), path).summary())
             else:
                 self.print_to_log_file("Weights come from a checkpoint or -pretrained_weights; ImageNet file not read.")
         super().on_train_start()
