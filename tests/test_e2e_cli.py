@@ -149,18 +149,3 @@ def test_training_without_imagenet_file_stops_early_naming_it(demo_workspace, tm
         _train_in_process("2d", 2, SHORT_PRETRAINED)
     assert "ImageNet checkpoint not found" in str(caught.value) and "nowhere.pth" in str(caught.value)
     assert not (ws.model_dir(DEMO, SHORT_PRETRAINED) / "fold_2" / "checkpoint_0.pth").exists()
-
-
-def test_3d_configuration_is_refused(demo_workspace, tmp_path, monkeypatch):
-    from swin_umamba.trainers import ConfigurationError
-
-    ws = demo_workspace.copy_to(tmp_path)
-    plans_path = ws.pre / DEMO / "nnUNetPlans.json"
-    plans = json.loads(plans_path.read_text())
-    plans["configurations"]["3d_fullres"] = {**plans["configurations"]["2d"], "patch_size": [16, 96, 128],
-                                             "spacing": [9.0, 3.0, 3.0], "data_identifier": "nnUNetPlans_3d_fullres"}
-    plans_path.with_name("nnUNetPlans3D.json").write_text(json.dumps(plans))
-    ws.activate(monkeypatch)
-    with pytest.raises(ConfigurationError) as caught:
-        _train_in_process("3d_fullres", 0, TINY, "nnUNetPlans3D")
-    assert "2D network" in str(caught.value) and "'3d_fullres'" in str(caught.value)

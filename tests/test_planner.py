@@ -67,6 +67,30 @@ def test_shipped_memory_model_is_valid_and_documented():
         assert net.fixed_bytes > 0 and net.per_pixel_bytes > 0 and net.reserved_over_allocated >= 1
 
 
+def test_shipped_memory_model_has_3d_entries_used_for_3d_patches():
+    raw = json.loads(DEFAULT_MODEL_PATH.read_text())
+    model = load_memory_model()
+    provenance = raw["networks_3d"]["provenance"]
+    assert provenance["method"] and provenance["device"] and provenance["date"]
+    if provenance["provisional"]:
+        assert "PROVISIONAL" in provenance["method"] and "PROVISIONAL" in model.describe(3)
+    for name in NETWORKS:
+        assert model.has(name, 3) and model.network(name, 3) != model.network(name)
+        net3d = model.network(name, 3)
+        # a 3D patch is priced per voxel with the 3D entry; deeper patches cost more
+        assert model.estimate_bytes(name, 2, [8, 64, 64], 5) == pytest.approx(
+            model.cuda_context_bytes + net3d.reserved_over_allocated * net3d.allocated_bytes(2, [8, 64, 64], 5))
+        assert model.estimate_bytes(name, 2, [16, 64, 64], 5) > model.estimate_bytes(name, 2, [8, 64, 64], 5)
+
+
+def test_a_model_without_3d_entries_says_so():
+    model = parse_memory_model({"provenance": {"method": "test", "device": "none"}, "networks": {
+        "swinumamba": {"fixed_bytes": GIB, "per_pixel_bytes": 10_000}}})
+    assert not model.has("swinumamba", 3)
+    with pytest.raises(MemoryModelError, match="3D entry"):
+        model.estimate_bytes("swinumamba", 2, [8, 64, 64], 5)
+
+
 def test_max_batch_size_follows_the_model():
     model = parse_memory_model({
         "provenance": {"method": "test", "device": "none"}, "provisional": True, "cuda_context_bytes": 0.5 * GIB,
