@@ -209,8 +209,10 @@ def _encoder_and_patch_rule(model: nn.Module) -> tuple[nn.Module, bool]:
     encoder = getattr(model, "vssm_encoder", None)
     if encoder is None:
         raise TypeError(f"{type(model).__name__} has no `vssm_encoder`; expected SwinUMamba or SwinUMambaD")
-    # SwinUMamba's patch embedding sees 48 stem channels, SwinUMambaD's sees the image itself
-    load_patch_embed = encoder.patch_embed.proj.in_channels == 3 and encoder.patch_embed.proj.kernel_size == (4, 4)
+    # SwinUMamba's patch embedding sees 48 stem channels, SwinUMambaD's sees the image itself (in 3D, the
+    # in-plane kernel decides; the file's 4x4 kernel is inflated along depth)
+    proj = encoder.patch_embed.proj
+    load_patch_embed = proj.in_channels == 3 and tuple(proj.kernel_size[-2:]) == (4, 4)
     return encoder, load_patch_embed
 
 

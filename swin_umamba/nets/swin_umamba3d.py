@@ -24,6 +24,8 @@ class SwinUMamba3D(nn.Module):
     DEPTH_STRIDE_CHOICES = ((1, 2),) * 5
     # every stage halves height and width
     IN_PLANE_STRIDES = (2, 2, 2, 2, 2)
+    # the 2D network whose weights inflate into this one (swin_umamba/nets/inflation.py)
+    INFLATED_FROM = SwinUMamba
     HEAD_PREFIXES = SwinUMamba.HEAD_PREFIXES
     INPUT_LAYER_PREFIXES = SwinUMamba.INPUT_LAYER_PREFIXES
 

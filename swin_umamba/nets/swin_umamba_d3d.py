@@ -70,6 +70,8 @@ class SwinUMambaD3D(nn.Module):
     DEPTH_STRIDE_CHOICES = ((1, 2, 4), (1, 2), (1, 2), (1, 2))
     # in-plane: patch embedding 4, then three mergings of 2
     IN_PLANE_STRIDES = (4, 2, 2, 2)
+    # the 2D network whose weights inflate into this one (swin_umamba/nets/inflation.py)
+    INFLATED_FROM = SwinUMambaD
     HEAD_PREFIXES = SwinUMambaD.HEAD_PREFIXES
     INPUT_LAYER_PREFIXES = SwinUMambaD.INPUT_LAYER_PREFIXES
 
