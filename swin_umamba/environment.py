@@ -31,6 +31,8 @@ NNUNET_FOLDER_VARS = {
 EXT_TRAINER_VAR = "nnUNet_extTrainer"  # extra folders nnU-Net searches for trainer classes
 AUGMENTATION_WORKERS_VAR = "nnUNet_n_proc_DA"  # data augmentation processes
 DEFAULT_WORKERS_VAR = "nnUNet_def_n_proc"  # processes of preprocessing and export
+# torch's setting
+TORCH_EXTENSIONS_DIR_VAR = "TORCH_EXTENSIONS_DIR"  # where compiled extensions are cached (the CPU scan kernel)
 
 # the platforms' per-user cache locations
 XDG_CACHE_HOME_VAR = "XDG_CACHE_HOME"  # Linux and other freedesktop systems

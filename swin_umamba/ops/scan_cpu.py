@@ -1,11 +1,13 @@
 """Compiled CPU selective scan: build/load of the C++ kernel and its autograd Function.
 
 The C++ source (``csrc/selective_scan_cpu.cpp``) is compiled at first use with
-``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) and cached by torch
-in its extensions directory (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
-It is compiled with ``-march=native``, so the extension name carries a hash of the CPU's
-feature flags: a cache built on another CPU is never loaded. torch's build lock (a file
-baton in the build directory) serialises concurrent builds from several processes.
+``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) and cached in torch's
+extensions directory (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), one folder per
+build key: a hash of the torch build, the Python ABI, the compiler, the flags, the source and the CPU
+(the flags hold ``-march=native``). A build for another torch, compiler or CPU is therefore never
+loaded: its key differs and the kernel is built anew beside it. The source is compiled from a copy
+inside that folder, so every checkout and installation of the same source shares one build. torch's
+build lock (a file baton in the build directory) serialises concurrent builds from several processes.
 
 If the build or the load fails, one warning is logged and :func:`load_kernel` returns
 ``None``; the dispatcher then uses the pure-PyTorch path.
@@ -17,11 +19,18 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import torch
+
+from swin_umamba.environment import TORCH_EXTENSIONS_DIR_VAR
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +53,8 @@ build_seconds: float | None = None  # wall time of the last load (build or cache
 
 
 def _cpu_signature() -> str:
-    """Hash of what -march=native depends on: CPU model and feature flags, compiler flags."""
-    parts = [platform.machine(), platform.processor(), " ".join(_CFLAGS)]
+    """What -march=native depends on: the CPU's model and feature flags."""
+    parts = [platform.machine(), platform.processor()]
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -56,11 +65,61 @@ def _cpu_signature() -> str:
                     break
     except OSError:
         pass
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:10]
+    return "\n".join(parts)
 
 
-def extension_name() -> str:
-    return f"swin_umamba_scan_cpu_{_cpu_signature()}"
+def _compiler() -> str:
+    """The C++ compiler torch's build runs ($CXX, else c++) and the first line of its --version."""
+    command = os.environ.get("CXX", "c++")
+    try:
+        found = shutil.which(command) or command
+        version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout
+        return f"{found} {version.splitlines()[0] if version else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return f"{command} (not runnable)"
+
+
+def build_key(source: str | os.PathLike = _SOURCE) -> dict[str, str]:
+    """Everything a compiled kernel depends on; a build is loaded only where all of it is the same."""
+    return {
+        "torch": f"{torch.__version__} {torch.version.git_version}",
+        "python": sys.implementation.cache_tag or sys.version,
+        "compiler": _compiler(),
+        "flags": " ".join(_CFLAGS + _LDFLAGS),
+        "source": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+        "cpu": _cpu_signature(),
+    }
+
+
+def extension_name(source: str | os.PathLike = _SOURCE) -> str:
+    """The kernel's name and its cache folder's: a short hash of build_key."""
+    key = "\n".join(f"{k}={v}" for k, v in sorted(build_key(source).items()))
+    return f"swin_umamba_scan_cpu_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def build_directory(name: str) -> Path:
+    """The kernel's folder in torch's extensions directory."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get(TORCH_EXTENSIONS_DIR_VAR) or cpp_extension.get_default_build_root()
+    return Path(root) / name
+
+
+def _source_in(folder: Path) -> str:
+    """The source copied into the build folder, once: the name carries its hash, so a copy there holds the
+    same bytes, and leaving it untouched (its time too) lets ninja find the build up to date."""
+    copy = folder / os.path.basename(_SOURCE)
+    if not copy.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, staged = tempfile.mkstemp(prefix=f".{copy.name}.", suffix=".tmp", dir=folder)
+        os.close(handle)
+        try:
+            shutil.copyfile(_SOURCE, staged)
+            with contextlib.suppress(FileExistsError):  # a concurrent process placed it first
+                os.link(staged, copy)  # complete or absent, never half-copied; never replaces
+        finally:
+            os.unlink(staged)
+    return str(copy)
 
 
 def _ensure_ninja_on_path() -> None:
@@ -119,11 +178,13 @@ def load_kernel(verbose: bool = False):
                 from torch.utils import cpp_extension
 
             name = extension_name()
+            folder = build_directory(name)
             cpp_extension.load(
                 name=name,
-                sources=[_SOURCE],
+                sources=[_source_in(folder)],
                 extra_cflags=_CFLAGS,
                 extra_ldflags=_LDFLAGS,
+                build_directory=str(folder),
                 is_python_module=False,
                 verbose=verbose,
             )
