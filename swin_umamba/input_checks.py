@@ -187,11 +187,25 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
+def check_input_folder(folder: Path) -> list[Problem]:
+    """The folder of images exists and is a folder."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return []
+    if folder.exists():
+        return [Problem(folder, "is a file, not a folder", "pass the folder that holds the images with -i")]
+    existing = next((p for p in folder.absolute().parents if p.is_dir()), None)
+    where = f"; the nearest folder that exists is {existing}" if existing is not None else ""
+    return [Problem(folder, "folder not found (it does not exist)",
+                    f"check the path given with -i{where}, or create the folder and put the images there")]
+
+
 def check_images_folder(folder: Path, expected: Expectation) -> tuple[list[Problem], int]:
     """(problems, number of cases) of a folder of images to predict."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return [Problem(folder, "is not a folder", "pass the folder of images to predict with -i")], 0
+    missing = check_input_folder(folder)
+    if missing:
+        return missing, 0
     problems: list[Problem] = []
     cases: dict[str, dict[int, Path]] = {}
     ending = expected.file_ending
@@ -340,7 +354,7 @@ def check_prediction_inputs(images: Path, model_folder: Path, folds: Sequence[st
     the model's dataset.json - what nnUNetv2_predict -i images ... -f folds -chk checkpoint will read."""
     expected, problems = check_model_folder(model_folder, folds, checkpoint)
     if expected is None:
-        return problems, 0
+        return problems + check_input_folder(images), 0
     found, cases = check_images_folder(images, expected)
     return problems + found, cases
 

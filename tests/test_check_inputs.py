@@ -197,3 +197,19 @@ def test_an_rgb_file_holds_three_channels(images):
     found, cases = check_images_folder(images, expected)
     assert cases == 2 and len(found) == 1  # nnU-Net reads the RGB file as the three channels
     assert found[0].path == images / "rgba_0000.png" and "holds 4 channel(s)" in found[0].message
+
+
+def test_a_missing_input_folder_is_named_as_missing_with_the_fix(tmp_path, capsys):
+    missing = tmp_path / "imagesTs_typo"
+    code = main(["check-inputs", "-i", str(missing), "--dataset-json", str(DEMO / "dataset.json")])
+    out = capsys.readouterr().out
+    assert code == 1 and f"{missing}: folder not found (it does not exist)" in out
+    assert f"nearest folder that exists is {tmp_path}" in out and "-i" in out
+    # also when the model cannot be read either: both are named
+    code = main(["check-inputs", "-i", str(missing), "-m", str(tmp_path / "no_model"), "-f", "0"])
+    out = capsys.readouterr().out
+    assert code == 1 and "model folder not found" in out and f"{missing}: folder not found" in out
+    a_file = tmp_path / "case_0000.nii.gz"
+    a_file.write_bytes(b"")
+    code = main(["check-inputs", "-i", str(a_file), "--dataset-json", str(DEMO / "dataset.json")])
+    assert code == 1 and "is a file, not a folder" in capsys.readouterr().out

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from swin_umamba.environment import NNUNET_RESULTS_VAR
-from swin_umamba.input_checks import (DEFAULT_CHECKPOINT, Problem, check_images_folder, check_prediction_inputs,
-                                      expectation_from_dataset_json, format_problems)
+from swin_umamba.input_checks import (DEFAULT_CHECKPOINT, Problem, check_images_folder, check_input_folder,
+                                      check_prediction_inputs, expectation_from_dataset_json, format_problems)
 from swin_umamba.nnunet_layout import DEFAULT_PLANS
 from swin_umamba.reproduction.recipes import CONFIGURATION
 
@@ -42,13 +42,13 @@ def check(args: argparse.Namespace) -> tuple[list[Problem], int]:
     if args.dataset_json is not None:
         expected, problems = expectation_from_dataset_json(args.dataset_json)
         if expected is None:
-            return problems, 0
+            return problems + check_input_folder(args.input), 0
         return check_images_folder(args.input, expected)
     folder = args.model_folder
     if folder is None:
         folder, problems = model_folder_of(args.dataset, args.trainer, args.plans, args.configuration)
         if folder is None:
-            return problems, 0
+            return problems + check_input_folder(args.input), 0
     return check_prediction_inputs(args.input, folder, args.folds, args.checkpoint)
 
 
