@@ -82,3 +82,10 @@ def network_of_class(class_name_or_path: str) -> Network | None:
 
 def network_of_trainer(trainer: str) -> Network | None:
     return next((n for n in NETWORKS.values() if trainer in n.trainers), None)
+
+
+def network_built_by(network_class: type | None) -> Network | None:
+    """The network a class is (or subclasses); None for any other class, or None."""
+    if not isinstance(network_class, type):
+        return None
+    return next((n for n in NETWORKS.values() if issubclass(network_class, n.network_class())), None)

@@ -21,12 +21,14 @@ from swin_umamba.comparison.baselines import REPORT_NAMES
 from swin_umamba.demo.layout import DATASET_NAME, dataset_source
 from swin_umamba.comparison.steps import per_case_values
 from swin_umamba.evaluation.nnunet_dataset import rules_from_dataset_json
+from swin_umamba.network_registry import SWIN_UMAMBA_D
 from tests.nnunet_workspace import NnUNetWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
 OURS = "nnUNetTrainerSwinUMambaDScratch_compare"  # tests/nnunet_trainers/compare_trainers.py
 BASELINE = "nnUNetTrainerProtocol_compare"
-MODELS = {"Swin-UMamba": (OURS, "nnUNetPlans"), "nnU-Net": (BASELINE, "nnUNetPlans"),
+OURS_LABEL = SWIN_UMAMBA_D.paper_name  # the network OURS trains
+MODELS = {OURS_LABEL: (OURS, "nnUNetPlans"), "nnU-Net": (BASELINE, "nnUNetPlans"),
           "nnU-Net ResEnc M": (BASELINE, "nnUNetResEncUNetMPlans")}
 pytestmark = pytest.mark.slow
 
@@ -75,7 +77,7 @@ def test_summary_table_has_a_row_per_model_and_metric(run):
     assert [(r["model"], r["metric"]) for r in rows] == [(m, k) for k in ("DSC", "NSD") for m in MODELS]
     for row in rows:
         assert row["cases"] == "4"
-        if row["model"] == "Swin-UMamba":
+        if row["model"] == OURS_LABEL:
             assert row["mean_difference"] == "" and row["p_value"] == ""
         else:
             low, mean, high = (float(row[k]) for k in ("ci_low", "mean_difference", "ci_high"))
@@ -100,8 +102,8 @@ def test_per_case_values_are_the_evaluation_packages(run):
             assert float(row[model]) == pytest.approx(values[row["metric"]][row["case"]], nan_ok=True)
     for row in rows:
         for baseline in ("nnU-Net", "nnU-Net ResEnc M"):
-            assert float(row[f"Swin-UMamba - {baseline}"]) == pytest.approx(
-                float(row["Swin-UMamba"]) - float(row[baseline]), nan_ok=True)
+            assert float(row[f"{OURS_LABEL} - {baseline}"]) == pytest.approx(
+                float(row[OURS_LABEL]) - float(row[baseline]), nan_ok=True)
 
 
 def test_plot_is_a_png(run):

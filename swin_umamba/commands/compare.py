@@ -26,15 +26,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from swin_umamba.comparison.baselines import BASELINE_STEPS, REPORT_NAMES, TestSet, compare_with_baselines
+from swin_umamba.environment import EXT_TRAINER_VAR
 from swin_umamba.network_registry import SWIN_UMAMBA
 from swin_umamba.reproduction.recipes import CONFIGURATION, FOLD, RECIPES
 from swin_umamba.workflow.errors import WorkflowError
-from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds, log_tail
+from swin_umamba.workflow.nnunet_runner import (CommandError, CommandFailed, format_seconds, log_tail,
+                                                nnunet_environment)
 
 DEFAULT_TRAINER = SWIN_UMAMBA.trainer
 PAPER_TASKS = {dataset_id: recipe.task for dataset_id, recipe in RECIPES.items()}  # evaluate --task per dataset
@@ -69,10 +72,11 @@ def _test_set(args, raw_dataset: Path) -> TestSet:
 
 def run_compare(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    from swin_umamba.comparison.protocol import DEFAULT_PLANS, Model, ProtocolError, protocol_of_trained_model
+    from swin_umamba.comparison.protocol import DEFAULT_PLANS, ProtocolError, our_model, protocol_of_trained_model
     from swin_umamba.comparison.steps import NnUNetSteps, StepError
     from swin_umamba.workflow.nnunet_folders import nnunet_folders, raw_dataset_folder
     from swin_umamba.workflow.progress import StepCounter
+    from swin_umamba.workflow.trainer_lookup import TrainerNotFound
 
     try:
         if args.stop_after is not None and args.stop_after < 1:
@@ -82,13 +86,13 @@ def run_compare(args: argparse.Namespace) -> int:
         raw, pre, res = nnunet_folders()
         dataset_name = raw_dataset_folder(raw, args.dataset).name
         test = _test_set(args, raw / dataset_name)
-    except (CompareError, WorkflowError) as exc:
+        ours = our_model(args.trainer, nnunet_environment()[EXT_TRAINER_VAR].split(os.pathsep))
+    except (CompareError, WorkflowError, TrainerNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or res / dataset_name / f"compare__{args.trainer}__{args.configuration}__fold_{args.fold}")
     steps = NnUNetSteps(args.dataset, dataset_name, raw, pre, res, out / "logs", args.device, args.num_processes,
                         args.verbose)
-    ours = Model("Swin-UMamba", args.trainer, DEFAULT_PLANS)
     counter = StepCounter(2 + BASELINE_STEPS)
     print(f"Comparing {args.trainer} with nnU-Net's default and ResEnc M baselines on {dataset_name}, fold "
           f"{args.fold}; output: {out}", flush=True)

@@ -17,6 +17,7 @@ from swin_umamba.environment import (ITERATIONS_PER_EPOCH_VAR, SCHEDULE_EPOCHS_V
 from swin_umamba.network_registry import BASELINE_TRAINER
 from swin_umamba.nnunet_layout import CHECKPOINT_FINAL, DEFAULT_PLANS
 from swin_umamba.workflow.nnunet_commands import NnUNetModel
+from swin_umamba.workflow.trainer_lookup import network_trained_by
 
 RESENC_PLANNER = "nnUNetPlannerResEncM"  # nnUNetv2_plan_experiment -pl
 RESENC_PLANS = "nnUNetResEncUNetMPlans"  # the plans identifier it writes
@@ -45,6 +46,13 @@ class Model:
     def slug(self) -> str:
         """A file-name-safe form of the label (folders of predictions)."""
         return "".join(c if c.isalnum() else "_" for c in self.label).strip("_")
+
+
+def our_model(trainer: str, extra_trainer_folders=()) -> Model:
+    """The model `trainer` trains on nnU-Net's default plans, labelled with the paper's name of the network it
+    builds (its own name for a trainer of another network). Raises TrainerNotFound."""
+    network = network_trained_by(trainer, extra_trainer_folders)
+    return Model(network.paper_name if network is not None else trainer, trainer, DEFAULT_PLANS)
 
 
 def baseline_models(trainer: str = BASELINE_TRAINER) -> tuple[Model, Model]:

@@ -120,7 +120,7 @@ def cases_to_predict(run: Run) -> tuple[list[str], str]:
 
 def trainer_network(trainer: str, env: dict[str, str]) -> tuple[str, bool]:
     """(network kind, uses ImageNet weights) of a trainer, found where nnU-Net would find it with `env`."""
-    from swin_umamba.network_registry import NETWORKS
+    from swin_umamba.network_registry import NETWORKS, network_built_by
     from swin_umamba.workflow.trainer_lookup import TrainerNotFound, find_trainer_class
 
     try:
@@ -130,7 +130,7 @@ def trainer_network(trainer: str, env: dict[str, str]) -> tuple[str, bool]:
     network_class = getattr(cls, "network_class", None)
     if network_class is None:
         raise ReproduceError(f"{trainer} is not a Swin-UMamba trainer (no network_class)")
-    network = next((n for n in NETWORKS.values() if issubclass(network_class, n.network_class())), None)
+    network = network_built_by(network_class)
     if network is None:
         raise ReproduceError(f"{trainer} builds {network_class.__name__}, which is neither of "
                              f"{', '.join(n.class_name for n in NETWORKS.values())}")

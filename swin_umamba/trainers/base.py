@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from swin_umamba.environment import STOP_AFTER_EPOCHS_VAR as STOP_ENV_VAR
 from swin_umamba.nets import SwinUMamba, SwinUMamba3D
-from swin_umamba.network_registry import NETWORKS, network_of_class
+from swin_umamba.network_registry import network_built_by, network_of_class
 from swin_umamba.nnunet_layout import DEPTH_STRIDES_KEY
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
@@ -45,7 +45,7 @@ def check_plans_network(plans: dict, configuration_name: str, trainer_name: str,
     planned = network_of_class(named)
     if planned is None or issubclass(network_class, planned.network_class()):
         return
-    ours = next((n for n in NETWORKS.values() if issubclass(network_class, n.network_class())), None)
+    ours = network_built_by(network_class)
     replan = f", or plan for this trainer with `swin-umamba plan --network {ours.name}`" if ours else ""
     raise ConfigurationError(
         f"The plans '{plans.get('plans_name', '?')}' (configuration '{configuration_name}') were made for "

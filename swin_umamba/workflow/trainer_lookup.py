@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from swin_umamba.network_registry import Network, network_built_by, network_of_trainer
+
 
 # timm (imported by nnU-Net's Primus trainers, which nnU-Net's search imports) decorates a class with
 # torch.jit.interface, which recent torch versions deprecate with a FutureWarning on every import
@@ -50,3 +52,12 @@ def find_trainer_class(name: str, extra_folders: Sequence[str | Path] = ()) -> t
         searched = ", ".join(str(f) for f in extra_folders) or "no nnUNet_extTrainer folder"
         raise TrainerNotFound(f"no trainer class {name!r} in nnU-Net's trainers nor in {searched}")
     return found
+
+
+def network_trained_by(name: str, extra_folders: Sequence[str | Path] = ()) -> Network | None:
+    """The Swin-UMamba network the trainer `name` builds (one of ours by name, else found like
+    find_trainer_class and judged by its network_class); None for a trainer of another network."""
+    network = network_of_trainer(name)
+    if network is not None:
+        return network
+    return network_built_by(getattr(find_trainer_class(name, extra_folders), "network_class", None))
