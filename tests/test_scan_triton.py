@@ -266,6 +266,43 @@ def test_one_graph_under_torch_compile(impl, chunk):
         torch._dynamo.reset()
 
 
+@pytest.fixture
+def deterministic():
+    """torch.use_deterministic_algorithms(True) for one test."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def test_deterministic_mode_matches_the_oracle(impl, chunk, monkeypatch, deterministic):
+    """Gradients reduced through per-program slots: three channel blocks per group, three batch elements."""
+    chunk(8)
+    monkeypatch.setitem(impl.module.BWD_CONFIG, "block_d", 1)
+    check_against_oracle(impl, scan_inputs(3, 6, 13, 2, 4, seed=6), softplus=True)
+
+
+def test_deterministic_gradients_do_not_depend_on_the_order_programs_run(tri, monkeypatch, deterministic):
+    """A GPU runs the backward's programs in any order. The interpreter runs them first to last; run
+    once more last to first: under deterministic algorithms every gradient is the same bit for bit."""
+    from triton.runtime import interpreter
+
+    monkeypatch.setattr(tri, "CHUNK", 8)
+    inputs = [x.float() for x in scan_inputs(3, 6, 16, 1, 4, seed=8)]  # 3 channel blocks, 3 batch elements
+    g = torch.Generator().manual_seed(0)
+    gout, glast = torch.randn(3, 6, 16, generator=g), torch.randn(3, 6, 4, generator=g)
+    first_to_last = forward_backward(tri.selective_scan_triton, inputs, gout, glast, torch.float32,
+                                     delta_softplus=True)[2]
+    builder = interpreter.interpreter_builder
+    in_order = builder.set_grid_idx
+    monkeypatch.setattr(builder, "set_grid_idx", lambda x, y, z: in_order(
+        *(n - 1 - i for n, i in zip(builder.grid_dim, (x, y, z)))))
+    last_to_first = forward_backward(tri.selective_scan_triton, inputs, gout, glast, torch.float32,
+                                     delta_softplus=True)[2]
+    for name in NAMES:
+        assert torch.equal(first_to_last[name], last_to_first[name]), name
+
+
 def test_fast_interpreter_scan_is_exact(tri, monkeypatch):
     """The per-slice interpreter scan and reduction give bit for bit what Triton's
     per-element ones give."""

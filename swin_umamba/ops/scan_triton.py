@@ -19,10 +19,14 @@ The backward walks the chunks in reverse order: it recomputes the chunk's states
 kept one, runs the adjoint ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` as a reverse scan (the
 decay of the following step is recomputed from its step size, so nothing is ever divided
 by a product of decays), and reduces the gradients in registers: dB and dC over the
-program's channels (then added atomically in float32, so no per-channel copy exists),
-dA, dD and d(delta_bias) over time. No (batch, KD, N, L) tensor is ever stored. The
-gradient reaching the last state is taken into account too. Atomic adds make dA, dB, dC,
-dD and d(delta_bias) exact only up to the order of float32 additions on a GPU.
+program's channels, dA, dD and d(delta_bias) over time. No (batch, KD, N, L) tensor is ever
+stored. The gradient reaching the last state is taken into account too. The programs'
+contributions to the shared gradients (dB and dC: every channel block of a group; dA, dD and
+d(delta_bias): every batch element) are added atomically in float32, so their sums depend on
+the order in which the GPU runs the programs. Under ``torch.use_deterministic_algorithms(True)``
+each program instead stores its contribution in a slot of its own and torch sums the slots in a
+fixed order: gradients are bit-identical run to run, at the cost of one (batch, G, N, L) buffer
+per channel block of a group for dB and for dC during the backward.
 
 Triton's interpreter (``TRITON_INTERPRET=1`` set before this module is imported) runs the
 same kernels on CPU tensors; that is how the tests exercise them without a GPU. The kernels
@@ -180,13 +184,14 @@ if triton is not None:
         sB_b, sB_g, sB_n, sB_t, sC_b, sC_g, sC_n, sC_t,
         sdo_b, sdo_d, sdo_t,
         HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        HAS_DLAST: tl.constexpr,
+        HAS_DLAST: tl.constexpr, DETERMINISTIC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
     ):
         b, grp, d, d_mask, n, n_mask, KD, A, Dv, bias = _program_channels(
             A_ptr, D_ptr, bias_ptr, N, per_group, n_blocks, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
         dn_mask = d_mask[:, None] & n_mask[None, :]
         G = KD // per_group
+        blk = tl.program_id(0) % n_blocks
         t = tl.arange(0, CHUNK)
         first = (t == 0)[None, None, :]
         last_step = (t == CHUNK - 1)[None, None, :]
@@ -197,7 +202,10 @@ if triton is not None:
         B_base = B_ptr + b * sB_b + grp * sB_g + n[:, None] * sB_n
         C_base = C_ptr + b * sC_b + grp * sC_g + n[:, None] * sC_n
         row = (b * KD + d[:, None]) * L  # du, ddelta: contiguous (batch, KD, L)
-        dBC_off = ((b * G + grp) * N + n[:, None]) * L  # dB, dC: contiguous (batch, G, N, L)
+        if DETERMINISTIC:  # dB, dC: this program's slot of contiguous (batch, G, n_blocks, N, L)
+            dBC_off = (((b * G + grp) * n_blocks + blk) * N + n[:, None]) * L
+        else:  # dB, dC: contiguous (batch, G, N, L)
+            dBC_off = ((b * G + grp) * N + n[:, None]) * L
         ckpt_base = ckpt_ptr + ((b * KD + d[:, None]) * n_chunks) * N + n[None, :]
 
         # adjoint of the state at the first step of the chunk after the current one
@@ -257,14 +265,25 @@ if triton is not None:
             # over the program's channels in registers, then into the group's rows
             dB_part = _sum(gs * dtu[:, None, :], axis=0)
             dC_part = _sum(hs * dy[:, None, :], axis=0)
-            tl.atomic_add(dB_ptr + dBC_off + tt[None, :], dB_part, mask=nt_mask, sem="relaxed")
-            tl.atomic_add(dC_ptr + dBC_off + tt[None, :], dC_part, mask=nt_mask, sem="relaxed")
+            if DETERMINISTIC:
+                tl.store(dB_ptr + dBC_off + tt[None, :], dB_part, mask=nt_mask)
+                tl.store(dC_ptr + dBC_off + tt[None, :], dC_part, mask=nt_mask)
+            else:
+                tl.atomic_add(dB_ptr + dBC_off + tt[None, :], dB_part, mask=nt_mask, sem="relaxed")
+                tl.atomic_add(dC_ptr + dBC_off + tt[None, :], dC_part, mask=nt_mask, sem="relaxed")
 
-        tl.atomic_add(dA_ptr + d[:, None] * N + n[None, :], dA_acc, mask=dn_mask, sem="relaxed")
-        if HAS_D:
-            tl.atomic_add(dD_ptr + d, dD_acc, mask=d_mask, sem="relaxed")
-        if HAS_BIAS:
-            tl.atomic_add(dbias_ptr + d, dbias_acc, mask=d_mask, sem="relaxed")
+        if DETERMINISTIC:  # dA (batch, KD, N), dD and d(delta_bias) (batch, KD): this batch element's slots
+            tl.store(dA_ptr + (b * KD + d[:, None]) * N + n[None, :], dA_acc, mask=dn_mask)
+            if HAS_D:
+                tl.store(dD_ptr + b * KD + d, dD_acc, mask=d_mask)
+            if HAS_BIAS:
+                tl.store(dbias_ptr + b * KD + d, dbias_acc, mask=d_mask)
+        else:
+            tl.atomic_add(dA_ptr + d[:, None] * N + n[None, :], dA_acc, mask=dn_mask, sem="relaxed")
+            if HAS_D:
+                tl.atomic_add(dD_ptr + d, dD_acc, mask=d_mask, sem="relaxed")
+            if HAS_BIAS:
+                tl.atomic_add(dbias_ptr + d, dbias_acc, mask=d_mask, sem="relaxed")
 
 
 def _interpreted() -> bool:
@@ -400,20 +419,28 @@ def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Te
         raise ValueError(f"chunk states of shape {tuple(ckpt.shape)} do not match "
                          f"(batch, KD, n_chunks, N) = {(batch, kd, n_chunks, N)}")
     f32 = torch.float32
+    block_d = min(BWD_CONFIG["block_d"], triton.next_power_of_2(kd // groups))
+    per_group, n_blocks, grid = _grid(batch, kd, groups, block_d)
+    deterministic = torch.are_deterministic_algorithms_enabled()
     du = torch.empty((batch, kd, L), dtype=u.dtype, device=u.device)
     ddelta = torch.empty((batch, kd, L), dtype=delta.dtype, device=u.device)
-    dA = torch.zeros((kd, N), dtype=f32, device=u.device)
-    dB = torch.zeros((batch, groups, N, L), dtype=f32, device=u.device)
-    dC = torch.zeros((batch, groups, N, L), dtype=f32, device=u.device)
-    dD = torch.zeros(kd, dtype=f32, device=u.device)
-    dbias = torch.zeros(kd, dtype=f32, device=u.device)
+    if deterministic:  # a slot per program (every one written), summed below in a fixed order
+        dA = torch.zeros((batch, kd, N), dtype=f32, device=u.device)
+        dB = torch.empty((batch, groups, n_blocks, N, L), dtype=f32, device=u.device)
+        dC = torch.empty((batch, groups, n_blocks, N, L), dtype=f32, device=u.device)
+        dD = torch.zeros((batch, kd), dtype=f32, device=u.device)
+        dbias = torch.zeros((batch, kd), dtype=f32, device=u.device)
+    else:  # the programs add into these atomically
+        dA = torch.zeros((kd, N), dtype=f32, device=u.device)
+        dB = torch.zeros((batch, groups, N, L), dtype=f32, device=u.device)
+        dC = torch.zeros((batch, groups, N, L), dtype=f32, device=u.device)
+        dD = torch.zeros(kd, dtype=f32, device=u.device)
+        dbias = torch.zeros(kd, dtype=f32, device=u.device)
     A = A.contiguous()
     D = None if D is None else D.contiguous()
     delta_bias = None if delta_bias is None else delta_bias.contiguous()
     dlast = None if dlast is None else dlast.contiguous()
     ckpt = ckpt.contiguous()
-    block_d = min(BWD_CONFIG["block_d"], triton.next_power_of_2(kd // groups))
-    per_group, n_blocks, grid = _grid(batch, kd, groups, block_d)
     with _launch_context(u.device):
         _scan_bwd_kernel[grid](
             u, delta, A, B, C, A if D is None else D, A if delta_bias is None else delta_bias,
@@ -422,10 +449,12 @@ def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Te
             L, N, per_group, n_blocks, n_chunks,
             *u.stride(), *delta.stride(), *B.stride(), *C.stride(), *dout.stride(),
             HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
-            HAS_DLAST=dlast is not None,
+            HAS_DLAST=dlast is not None, DETERMINISTIC=deterministic,
             BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(N), CHUNK=chunk,
             **_launch_options(BWD_CONFIG),
         )
+    if deterministic:
+        dA, dB, dC, dD, dbias = dA.sum(0), dB.sum(2), dC.sum(2), dD.sum(0), dbias.sum(0)
     return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
             dD if D is None else dD.to(D.dtype),
             dbias if delta_bias is None else dbias.to(delta_bias.dtype))
