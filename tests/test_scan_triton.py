@@ -275,11 +275,11 @@ def deterministic():
     torch.use_deterministic_algorithms(before)
 
 
-def test_deterministic_mode_matches_the_oracle(impl, chunk, monkeypatch, deterministic):
+def test_deterministic_mode_matches_the_reference(impl, chunk, monkeypatch, deterministic):
     """Gradients reduced through per-program slots: three channel blocks per group, three batch elements."""
     chunk(8)
     monkeypatch.setitem(impl.module.BWD_CONFIG, "block_d", 1)
-    check_against_oracle(impl, scan_inputs(3, 6, 13, 2, 4, seed=6), softplus=True)
+    check_against_reference(impl, scan_inputs(3, 6, 13, 2, 4, seed=6), softplus=True)
 
 
 def test_deterministic_gradients_do_not_depend_on_the_order_programs_run(tri, monkeypatch, deterministic):
@@ -289,8 +289,7 @@ def test_deterministic_gradients_do_not_depend_on_the_order_programs_run(tri, mo
 
     monkeypatch.setattr(tri, "CHUNK", 8)
     inputs = [x.float() for x in scan_inputs(3, 6, 16, 1, 4, seed=8)]  # 3 channel blocks, 3 batch elements
-    g = torch.Generator().manual_seed(0)
-    gout, glast = torch.randn(3, 6, 16, generator=g), torch.randn(3, 6, 4, generator=g)
+    gout, glast = random_scan_grads(inputs, 0)
     first_to_last = forward_backward(tri.selective_scan_triton, inputs, gout, glast, torch.float32,
                                      delta_softplus=True)[2]
     builder = interpreter.interpreter_builder
