@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from swin_umamba import __version__
+from swin_umamba.version import __version__
 
 # module path -> imported lazily so that `swin-umamba --help` stays fast
 COMMAND_MODULES = [

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import TextIO
 
-from swin_umamba import __version__
+from swin_umamba.version import __version__
 
 BLOCK_BYTES = 1 << 16
 TIMEOUT_S = 30.0  # per connection attempt and per read

@@ -17,6 +17,7 @@ from swin_umamba.environment import STOP_AFTER_EPOCHS_VAR as STOP_ENV_VAR
 from swin_umamba.nets import SwinUMamba, SwinUMamba3D
 from swin_umamba.network_registry import network_built_by, network_of_class
 from swin_umamba.nnunet_layout import DEPTH_STRIDES_KEY
+from swin_umamba.inflation import inflate_weights
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
 from swin_umamba.trainers.checkpoints import AtomicCheckpointMixin
@@ -156,8 +157,7 @@ class SwinUMambaTrainerBase(PretrainedWeightsMixin, NonFiniteGuardMixin, AtomicC
                 if self.network_choice.depth_strides is None:
                     self.print_to_log_file(load_vmamba_weights(unwrap(self.network), path).summary())
                 else:
-                    from swin_umamba import inflate_weights  # the 2D ImageNet encoder inflated to 3D
-
+                    # the 2D ImageNet encoder inflated to 3D
                     self.print_to_log_file(inflate_weights(unwrap(self.network), path).summary())
             else:
                 self.print_to_log_file("Weights come from a checkpoint or -pretrained_weights; ImageNet file not read.")
