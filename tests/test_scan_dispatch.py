@@ -123,6 +123,39 @@ def test_mamba_preferred_where_it_imports(env):
     assert selfcheck._results == {}  # Triton is not even checked
 
 
+@pytest.fixture
+def deterministic():
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def test_deterministic_algorithms_get_triton_over_mamba_said_once(env, deterministic):
+    env.mamba(True)
+    env.triton(fake_triton_module())
+    env.checks([])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        choices = [describe_scan_backend("cuda:0") for _ in range(3)]
+    assert {name for name, _ in choices} == {"triton"} and "deterministic" in choices[0][1]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "use_deterministic_algorithms(True)" in messages[0] and "Triton" in messages[0]
+    torch.use_deterministic_algorithms(False)
+    assert describe_scan_backend("cuda:0")[0] == "mamba"
+
+
+def test_deterministic_algorithms_without_triton_keep_mamba_and_say_the_gradients_vary(env, deterministic):
+    env.mamba(True)
+    env.triton(None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = [describe_scan_backend("cuda:0")[0] for _ in range(2)]
+    assert names == ["mamba", "mamba"]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "not bit-identical" in messages[0] and "does not import" in messages[0]
+
+
 def test_triton_without_mamba_after_its_self_check(env):
     env.mamba(False)
     env.triton(fake_triton_module())

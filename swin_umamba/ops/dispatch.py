@@ -15,7 +15,9 @@ Backends, chosen per call from the device of ``u``:
     when mamba-ssm imports. mamba-ssm is optional and never required.
 ``triton``
     the Triton kernels of ``scan_triton.py`` (Triton ships with torch's Linux CUDA builds), for
-    CUDA tensors when mamba-ssm does not import. Before a device first uses them they run once
+    CUDA tensors when mamba-ssm does not import, and instead of mamba-ssm's kernel under
+    ``torch.use_deterministic_algorithms(True)`` (mamba-ssm's backward adds gradients atomically,
+    in no fixed order; the Triton backward then sums them in a fixed order; said once). Before a device first uses them they run once
     on a small input against the PyTorch path (``selfcheck.py``); on an error or a mismatch
     there is one warning with the reason and the device gets the PyTorch path instead.
 ``cpu_kernel``
@@ -122,9 +124,23 @@ def _mamba_reason() -> str:
     return f"mamba-ssm does not import ({_first_line(mamba_error())})"
 
 
-def _auto(device: torch.device, n_state: int | None) -> tuple[str, str]:
+DETERMINISTIC_CHOICE = ("swin_umamba: torch.use_deterministic_algorithms(True): the selective scan runs on the "
+                        "Triton kernels, whose gradients are bit-identical run to run, instead of mamba-ssm's "
+                        "kernel, whose backward adds them atomically in no fixed order")
+NOT_DETERMINISTIC = ("swin_umamba: torch.use_deterministic_algorithms(True), but the selective scan's gradients "
+                     "are not bit-identical run to run: mamba-ssm's kernel adds them atomically, and the Triton "
+                     "kernels that would not cannot run here ({why})")
+
+
+def _auto(device: torch.device, n_state: int | None, deterministic: bool = False) -> tuple[str, str]:
     if device.type == "cuda":
         if mamba_scan_fn() is not None:
+            if deterministic:
+                ok, why = triton_usable(device)
+                if ok:
+                    _warn_once(DETERMINISTIC_CHOICE)
+                    return "triton", f"deterministic algorithms requested; {why}"
+                _warn_once(NOT_DETERMINISTIC.format(why=why))
             return "mamba", "mamba-ssm's CUDA kernel imports (preferred over Triton until measured otherwise)"
         ok, why = triton_usable(device)
         if ok:
@@ -142,10 +158,12 @@ def _auto(device: torch.device, n_state: int | None) -> tuple[str, str]:
 
 
 @torch.compiler.assume_constant_result
-def _describe(device_type: str, index: int, n_state: int, requested: str) -> tuple[str, str]:
+def _describe(device_type: str, index: int, n_state: int, requested: str,
+              deterministic: bool = False) -> tuple[str, str]:
     """The choice for one device; under torch.compile it runs once at tracing time and its result is
     a constant of the graph (it may build the CPU kernel or run the Triton self-check: real work
-    that must not be traced). ``index`` and ``n_state`` are -1 for 'not given'."""
+    that must not be traced). ``index`` and ``n_state`` are -1 for 'not given'; ``deterministic``:
+    torch.use_deterministic_algorithms is on."""
     device = torch.device(device_type, index) if index >= 0 else torch.device(device_type)
     n = None if n_state < 0 else n_state
     req = _validated(requested)
@@ -167,7 +185,7 @@ def _describe(device_type: str, index: int, n_state: int, requested: str) -> tup
             return "triton", f"{ENV_VAR}=triton; {why}"
         _warn_once(f"swin_umamba: {ENV_VAR}=triton needs CUDA tensors and working Triton kernels "
                    f"({why}); choosing automatically")
-    name, why = _auto(device, n)
+    name, why = _auto(device, n, deterministic)
     return name, why if req == "auto" else f"{ENV_VAR}={req} does not apply; {why}"
 
 
@@ -177,7 +195,8 @@ def describe_scan_backend(device="cpu", n_state: int | None = None) -> tuple[str
     build the CPU kernel or run the Triton self-check."""
     device = torch.device(device)
     index = -1 if device.index is None else device.index
-    return _describe(device.type, index, -1 if n_state is None else n_state, os.environ.get(ENV_VAR, "auto"))
+    return _describe(device.type, index, -1 if n_state is None else n_state, os.environ.get(ENV_VAR, "auto"),
+                     torch.are_deterministic_algorithms_enabled())
 
 
 def selective_scan_backend(device="cpu", n_state: int | None = None) -> str:
