@@ -5,11 +5,11 @@
 #   bash benchmarks/gpu_device_run.sh bench
 #
 # 1. installs the carried wheels and this repository (editable, no dependencies);
-# 2. builds mamba-ssm's selective-scan kernel for sm_90 in the background (benchmarks/build_mamba_scan.py),
+# 2. builds mamba-ssm's selective-scan kernel for sm_90 in the background (python -m benchmarks.build_mamba_scan),
 #    or unpacks a carried build (.gpu/selective_scan_cuda.so.xz, which an earlier run left in $OUT);
 # 3. meanwhile runs the CUDA tests: tests/test_scan_triton.py, tests/test_compile.py,
 #    tests/test_scan_dispatch.py and tests/test_selective_scan.py, those with "cuda" in their names;
-# 4. runs benchmarks/gpu_bench.py with the time that is left as its budget.
+# 4. runs the GPU benchmark (python -m benchmarks.gpu) with the time that is left as its budget.
 # Writes into $OUT (at most 8 files come back): env.txt, pytest_cuda.log, mamba_build.log, gpu_bench.log,
 # gpu_bench.json, gpu_bench.md, nnunet_train.log, selective_scan_cuda.so.xz (when it was built here).
 #
@@ -20,7 +20,7 @@
 #   .gpu/selective_scan_cuda.so.xz   optional: a kernel built by an earlier run (copy it from its $OUT)
 #
 # Variables: END_BY (default 530) seconds after the start by which everything has ended;
-# BENCH_ARGS extra arguments for gpu_bench.py; BUILD_TIMEOUT (default 330) for the kernel build.
+# BENCH_ARGS extra arguments for python -m benchmarks.gpu; BUILD_TIMEOUT (default 330) for the kernel build.
 set -u -o pipefail
 phase=${1:?usage: gpu_device_run.sh bench}
 [ "$phase" = bench ] || { echo "unknown phase $phase (expected: bench)"; exit 2; }
@@ -51,7 +51,7 @@ if [ -f .gpu/selective_scan_cuda.so.xz ]; then
   build_pid=
 else
   log "build selective_scan_cuda (sm_90) in the background"
-  ( timeout "${BUILD_TIMEOUT:-330}" python3 benchmarks/build_mamba_scan.py --src .gpu/mamba --build-dir "$SS_BUILD" \
+  ( timeout "${BUILD_TIMEOUT:-330}" python3 -m benchmarks.build_mamba_scan --src .gpu/mamba --build-dir "$SS_BUILD" \
       > "$OUT/mamba_build.log" 2>&1; echo "build rc $?" >> "$OUT/mamba_build.log" ) &
   build_pid=$!
   built_here=1
@@ -77,10 +77,10 @@ fi
 
 # the whole call must end inside the device's limit: the benchmark gets what is left, less 25 s to write back
 budget=$(( $(left "$END_BY") - 25 ))
-log "gpu_bench.py, budget ${budget} s"
-timeout "$(left "$END_BY")" python3 benchmarks/gpu_bench.py --out "$OUT" --budget-s "$budget" ${BENCH_ARGS:-} 2>&1 \
+log "python -m benchmarks.gpu, budget ${budget} s"
+timeout "$(left "$END_BY")" python3 -m benchmarks.gpu --out "$OUT" --budget-s "$budget" ${BENCH_ARGS:-} 2>&1 \
     | tee "$OUT/gpu_bench.log"
-log "gpu_bench rc $?"
+log "benchmarks.gpu rc $?"
 if [ "$built_here" = 1 ] && [ -f "$SS_BUILD/selective_scan_cuda.so" ]; then
   xz -T16 -6 -c "$SS_BUILD/selective_scan_cuda.so" > "$OUT/selective_scan_cuda.so.xz"
   ls -la "$OUT/selective_scan_cuda.so.xz"

@@ -1,4 +1,4 @@
-"""Timing, memory and table helpers shared by bench_network.py, bench_predict.py, run_all.py and gpu_bench.py.
+"""Timing, memory and table helpers shared by the benchmarks (bench_network, bench_predict, run_all, gpu).
 
 (bench_scan.py's ``measure`` is specific to the scan's signature; run_all.py uses it for the
 scan rows and these helpers for everything else.)

@@ -31,8 +31,11 @@ NNUNET_FOLDER_VARS = {
 EXT_TRAINER_VAR = "nnUNet_extTrainer"  # extra folders nnU-Net searches for trainer classes
 AUGMENTATION_WORKERS_VAR = "nnUNet_n_proc_DA"  # data augmentation processes
 DEFAULT_WORKERS_VAR = "nnUNet_def_n_proc"  # processes of preprocessing and export
+COMPILE_VAR = "nnUNet_compile"  # whether nnU-Net's trainer runs torch.compile on the network
 # torch's setting
 TORCH_EXTENSIONS_DIR_VAR = "TORCH_EXTENSIONS_DIR"  # where compiled extensions are cached (the CPU scan kernel)
+# Triton's
+TRITON_INTERPRET_VAR = "TRITON_INTERPRET"  # "1": kernels defined afterwards run on CPU tensors, interpreted
 
 # the platforms' per-user cache locations
 XDG_CACHE_HOME_VAR = "XDG_CACHE_HOME"  # Linux and other freedesktop systems

@@ -270,14 +270,14 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
     import json
     import subprocess
 
-    from benchmarks import gpu_bench
+    from benchmarks.gpu import nnunet_train, runner
 
-    proc = subprocess.run([sys.executable, str(BENCH / "gpu_bench.py"), "--device", "cpu", "--dry-run",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--dry-run",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900, cwd=BENCH.parent)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_bench_dry_run.json").read_text())
     sections = report["sections"]
-    assert set(sections) == set(gpu_bench.SECTIONS)
+    assert set(sections) == set(runner.SECTION_NAMES)
     assert report["meta"]["dry_run"] and report["meta"]["mamba_available"] is False
 
     scan = sections["scan"]
@@ -313,7 +313,30 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
 
     train = sections["nnunet_train"]
     assert train["status"] == "skipped" and "dry run" in train["reason"]
-    assert any("nnUNetv2_train" in c and gpu_bench.BENCH_TRAINER in c for c in train["commands"])
+    assert any("nnUNetv2_train" in c and nnunet_train.BENCH_TRAINER in c for c in train["commands"])
 
     text = (tmp_path / "gpu_bench_dry_run.md").read_text()
     assert "## Selective scan" in text and "## Training targets" in text and "| SwinUMambaD |" in text
+
+
+def _benchmark_sources() -> list[Path]:
+    return sorted(BENCH.rglob("*.py"))
+
+
+def test_benchmarks_import_nothing_from_tests_and_leave_sys_path_alone():
+    """benchmarks/ runs as modules from the repository root: no import of tests/, no sys.path edit."""
+    import ast
+
+    offences = []
+    for path in _benchmark_sources():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{path.relative_to(BENCH.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                offences += [f"{where} import {a.name}" for a in node.names if a.name.split(".")[0] == "tests"]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.split(".")[0] in ("tests", "nnunet_plans"):
+                    offences.append(f"{where} from {node.module}")
+            elif (isinstance(node, ast.Attribute) and node.attr == "path"
+                  and isinstance(node.value, ast.Name) and node.value.id == "sys"):
+                offences.append(f"{where} sys.path")
+    assert len(_benchmark_sources()) > 10 and offences == []

@@ -3,9 +3,10 @@
 The interpreter needs ``TRITON_INTERPRET=1`` when the kernels are defined, so the fixture
 loads a private copy of ``scan_triton.py`` with the variable set (its torch.library ops get
 names of their own). The interpreter's generic ``associative_scan`` and ``reduce`` call the
-combine function once per element in Python; the fixture swaps in versions that call it
-once per step along the axis on whole slices (the same sequential order of combines, see
-``test_fast_interpreter_scan_is_exact``), which makes these tests about 100x faster.
+combine function once per element in Python; the fixture swaps in the versions of
+``swin_umamba/ops/triton_interpreter.py``, which call it once per step along the axis on whole
+slices (the same sequential order of combines, see ``test_fast_interpreter_scan_is_exact``), which
+makes these tests about 100x faster.
 
 Every case compares the output, the last state and all seven gradients (the loss reads the
 last state too) with the float64 sequential reference. Small chunk lengths make short
@@ -20,46 +21,13 @@ import pytest
 import torch
 
 from swin_umamba.ops import random_scan_grads, random_scan_inputs, scan_triton, selective_scan_ref
+from swin_umamba.ops.triton_interpreter import vectorised_generic_reduce, vectorised_generic_scan
 from tests.triton_interpreter import load_interpreted_copy
 
 SOURCE = Path(scan_triton.__file__)
 PRIVATE_NAME = "swin_umamba_scan_triton_interpreted"
 NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
 TRITON_OWN: dict = {}  # the interpreter's own generic scan and reduce, kept by the fixture
-
-
-def _vectorised_generic_scan(self, inputs):
-    """Inclusive scan along ``self.axis``: one combine call per step on whole slices."""
-    axis = self.axis
-    data = [np.moveaxis(x.handle.data, axis, 0) for x in inputs]
-    outs = [np.empty_like(d) for d in data]
-    acc = None
-    for i in range(data[0].shape[0]):
-        cur = tuple(self.to_tensor(d[i], x.dtype) for d, x in zip(data, inputs))
-        if acc is None:
-            acc = cur
-        else:
-            res = self.combine_fn.fn(*acc, *cur)
-            acc = res if isinstance(res, tuple) else (res,)
-        for o, a in zip(outs, acc):
-            o[i] = np.reshape(a.handle.data, o[i].shape)
-    return [self.to_tensor(np.moveaxis(o, 0, axis), x.dtype) for o, x in zip(outs, inputs)]
-
-
-def _vectorised_generic_reduce(self, inputs):
-    """Reduction along ``self.axis`` (never None here): a left fold, one combine call per
-    step on whole slices."""
-    axis = self.axis
-    data = [np.moveaxis(x.handle.data, axis, 0) for x in inputs]
-    acc = tuple(self.to_tensor(d[0], x.dtype) for d, x in zip(data, inputs))
-    for i in range(1, data[0].shape[0]):
-        cur = tuple(self.to_tensor(d[i], x.dtype) for d, x in zip(data, inputs))
-        res = self.combine_fn.fn(*acc, *cur)
-        acc = res if isinstance(res, tuple) else (res,)
-    outs = [np.reshape(a.handle.data, d.shape[1:]) for a, d in zip(acc, data)]
-    if self.keep_dims:
-        outs = [np.expand_dims(o, axis) for o in outs]
-    return [self.to_tensor(o, x.dtype) for o, x in zip(outs, inputs)]
 
 
 def _load_interpreted_module():
@@ -76,8 +44,8 @@ def tri():
     TRITON_OWN.setdefault("scan", interpreter.ScanOps.generic_scan)
     TRITON_OWN.setdefault("reduce", interpreter.ReduceOps.generic_reduce)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(interpreter.ScanOps, "generic_scan", _vectorised_generic_scan)
-        mp.setattr(interpreter.ReduceOps, "generic_reduce", _vectorised_generic_reduce)
+        mp.setattr(interpreter.ScanOps, "generic_scan", vectorised_generic_scan)
+        mp.setattr(interpreter.ReduceOps, "generic_reduce", vectorised_generic_reduce)
         yield module
 
 

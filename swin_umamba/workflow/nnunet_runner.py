@@ -3,6 +3,7 @@
     nnunet_tool(name)                      path of a console script such as nnUNetv2_train
     nnunet_environment(folders, **extra)   the child's environment, with our trainers registered
     run_logged(command, env, log, show)    run it: all output into `log`, chosen lines to the console
+                                           (with `timeout`: stopped after that many seconds)
     log_tail(log)                          the last lines of a log, for an error message
     format_seconds(seconds)                "12.3 s", "4 min 05 s", "2 h 03 min 04 s"
 """
@@ -13,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -37,6 +39,15 @@ class CommandFailed(CommandError):
     def tail(self, lines: int = 40) -> str:
         """The last non-blank lines this program wrote."""
         return log_tail(self.log, lines, self.offset)
+
+
+class CommandTimedOut(CommandFailed):
+    """A program ran past its time limit and was stopped; its output is in `log` from byte `offset` on."""
+
+    def __init__(self, command: list[str], timeout: float, returncode: int, log: Path, offset: int = 0):
+        super().__init__(command, returncode, log, offset)
+        self.timeout = timeout
+        self.args = (f"{self.program} stopped after its time limit of {format_seconds(timeout)}; log: {log}",)
 
 
 def format_seconds(seconds: float) -> str:
@@ -97,12 +108,14 @@ def nnunet_environment(folders: Path | None = None, **extra: str | None) -> dict
 
 
 def run_logged(command: list[str], env: Mapping[str, str], log: Path,
-               show: Callable[[str], str | None] | None = None, append: bool = False) -> float:
+               show: Callable[[str], str | None] | None = None, append: bool = False,
+               timeout: float | None = None) -> float:
     """Run `command`: a "$ command" line, then everything it prints, go to `log` (appended with `append`);
     for each output line (without its newline) `show(line)` says what to print, None for nothing.
 
-    Returns the seconds it ran. Raises CommandError when it cannot start and CommandFailed when it
-    exits non-zero; on Ctrl-C (or any error) the child is stopped first."""
+    Returns the seconds it ran. Raises CommandError when it cannot start, CommandTimedOut when it runs
+    longer than `timeout` seconds (it is killed then) and CommandFailed when it exits non-zero; on
+    Ctrl-C (or any error) the child is stopped first."""
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -115,6 +128,16 @@ def run_logged(command: list[str], env: Mapping[str, str], log: Path,
                                     stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
         except OSError as exc:
             raise CommandError(f"could not start {command[0]}: {exc}") from exc
+        timed_out = threading.Event()
+
+        def stop_at_time_limit():
+            timed_out.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, stop_at_time_limit) if timeout is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             # text mode reads "\r" (progress bars redrawing) as a line end too
             for line in proc.stdout:
@@ -132,6 +155,11 @@ def run_logged(command: list[str], env: Mapping[str, str], log: Path,
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+    if timed_out.is_set():
+        raise CommandTimedOut(command, timeout, returncode, log, offset)
     if returncode != 0:
         raise CommandFailed(command, returncode, log, offset)
     return time.monotonic() - start

@@ -65,15 +65,3 @@ class nnUNetTrainerSwinUMambaDScratch_repro(_Short, nnUNetTrainerSwinUMambaDScra
     def perform_actual_validation(self, save_probabilities: bool = False):
         # fold "all" validates on the training images; the protocol scores the test set instead
         self.print_to_log_file("Final validation skipped (test trainer for the reproduce command).")
-
-
-class nnUNetTrainerSwinUMamba_bench(_Short, nnUNetTrainerSwinUMamba):
-    """For benchmarks/gpu_bench.py's real nnUNetv2_train on a GPU: one epoch of 4 iterations and one
-    validation batch, the encoder trained from the start (no freeze), and no final validation (its
-    forward without deep supervision would be compiled once more, for minutes)."""
-
-    epochs, iterations = 1, 4
-    freeze_encoder_epochs = 0
-
-    def perform_actual_validation(self, save_probabilities: bool = False):
-        self.print_to_log_file("Final validation skipped (benchmark trainer).")
