@@ -116,5 +116,6 @@ class NnUNetWorkspace:
         for model in models:
             shutil.copytree(model, root / "results" / model.relative_to(self.results))
         copy = NnUNetWorkspace(root, exist_ok=True)
-        copy.env = {**self.env, **{k: copy.env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
+        copy.env = {**self.env, **{k: copy.env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results",
+                                                              CACHE_DIR_VAR)}}
         return copy

@@ -17,7 +17,10 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from swin_umamba.environment import CACHE_DIR_VAR
+from swin_umamba.pretrained import RELEASE_FILE
 from tests.conftest import DEMO_2D, TINY
+from tests.http_file_server import serving
 
 DEMO = DEMO_2D.name
 SHORT_PRETRAINED = "nnUNetTrainerSwinUMamba_test"
@@ -30,13 +33,16 @@ def imagenet_started(demo_workspace, imagenet_file, tmp_path_factory):
     """(workspace, fold 0 folder) of the ImageNet-started short trainer in a copy of the demo workspace:
     stopped after epoch 0, then resumed with --c to the end, its validation outputs kept (--npz)."""
     ws = demo_workspace.copy_to(tmp_path_factory.mktemp("imagenet_started"))
-    env = {"SWIN_UMAMBA_PRETRAINED": str(imagenet_file[0])}
+    # the user's way: `swin-umamba weights download` (here from a server on 127.0.0.1) into the cache
+    # folder, then nothing set for the weights
+    with serving(imagenet_file[0].read_bytes()) as server:
+        ws.run("swin-umamba", "weights", "download", "--url", server.url, env={"no_proxy": "127.0.0.1"})
     fold = ws.model_dir(DEMO, SHORT_PRETRAINED) / "fold_0"
     ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu",
-           env={**env, "SWIN_UMAMBA_STOP_AFTER_EPOCHS": "1"})
+           env={"SWIN_UMAMBA_STOP_AFTER_EPOCHS": "1"})
     assert (fold / "checkpoint_0.pth").is_file() and not (fold / "checkpoint_1.pth").exists(), \
         "SWIN_UMAMBA_STOP_AFTER_EPOCHS=1 must end training after epoch 0"
-    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu", "--c", "--npz", env=env)
+    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu", "--c", "--npz")
     return ws, fold
 
 
@@ -92,7 +98,7 @@ def _encoder(checkpoint: Path) -> dict[str, torch.Tensor]:
 def test_imagenet_start_freeze_and_resume(imagenet_started, imagenet_file):
     """Epochs 0-1 frozen (patch_embed trains), epoch 2 trainable, across a stop after epoch 0 and --c."""
     _, imagenet = imagenet_file
-    _, fold = imagenet_started
+    ws, fold = imagenet_started
     epochs = [_encoder(fold / f"checkpoint_{e}.pth") for e in range(3)]
 
     key = "layers.2.blocks.4.self_attention.A_logs"  # same name in the file and in our encoder
@@ -104,6 +110,7 @@ def test_imagenet_start_freeze_and_resume(imagenet_started, imagenet_file):
     assert not torch.equal(epochs[0]["patch_embed.proj.weight"], epochs[1]["patch_embed.proj.weight"])
     log = "".join(p.read_text() for p in sorted(fold.glob("training_log_*.txt")))
     assert "204 tensors loaded" in log
+    assert f"ImageNet weights from {Path(ws.env[CACHE_DIR_VAR]) / RELEASE_FILE}" in log  # the downloaded file
 
 
 def test_validation_outputs_kept_with_npz(imagenet_started):
@@ -149,3 +156,17 @@ def test_training_without_imagenet_file_stops_early_naming_it(demo_workspace, tm
         _train_in_process("2d", 2, SHORT_PRETRAINED)
     assert "ImageNet checkpoint not found" in str(caught.value) and "nowhere.pth" in str(caught.value)
     assert not (ws.model_dir(DEMO, SHORT_PRETRAINED) / "fold_2" / "checkpoint_0.pth").exists()
+
+
+def test_training_without_any_imagenet_file_names_the_download_command(demo_workspace, tmp_path, monkeypatch):
+    """SWIN_UMAMBA_PRETRAINED unset and nothing downloaded: stopped before any data is read, never a download."""
+    from swin_umamba.pretrained import DOWNLOAD_COMMAND, PretrainedWeightsError
+
+    ws = demo_workspace.copy_to(tmp_path)
+    ws.activate(monkeypatch)  # the workspace's own, empty cache folder
+    with pytest.raises(PretrainedWeightsError) as caught:
+        _train_in_process("2d", 3, SHORT_PRETRAINED)
+    assert DOWNLOAD_COMMAND in str(caught.value) and ws.env[CACHE_DIR_VAR] in str(caught.value)
+    assert not (ws.model_dir(DEMO, SHORT_PRETRAINED) / "fold_3" / "checkpoint_0.pth").exists()
+    assert not Path(ws.env[CACHE_DIR_VAR]).exists()  # nothing was fetched
+

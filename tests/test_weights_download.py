@@ -1,13 +1,12 @@
 """`swin-umamba weights download` against an HTTP server on 127.0.0.1 that this module starts: a full
 download, resumes after cut connections, HTTP and HTML errors, a file that is not a checkpoint, digests,
-and no server at all. After each run the final name holds a file that passed the check, or nothing."""
+no server at all, and a file:// address. After each run the final name holds a file that passed the
+check, or nothing."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,8 @@ from swin_umamba.cli import main
 from swin_umamba.environment import CACHE_DIR_VAR, PRETRAINED_WEIGHTS_VAR
 from swin_umamba.pretrained import RECORDED_SHA256, RELEASE_FILE, resolve_weights_path, verify_v0_file
 from swin_umamba.weights_download import digest_path, part_path
+from tests.http_file_server import PROXY_VARS, serving
 from tests.synthetic_weights import write_compact_checkpoint
-
-PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
 @pytest.fixture(scope="module")
@@ -28,59 +26,13 @@ def weights_bytes(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    """Serves `server.body` the way `server.mode` says, and records each request's Range header."""
-
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-    def do_GET(self):
-        server = self.server
-        server.ranges.append(self.headers.get("Range"))
-        mode = server.mode
-        if mode == "404":
-            self.send_error(404, "Not Found")
-            return
-        if mode == "html":
-            page = b"<!DOCTYPE html><html><body>Sign in to continue</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", server.content_type)
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-            return
-        body, start = server.body, 0
-        requested = self.headers.get("Range")
-        if requested:
-            start = int(requested.removeprefix("bytes=").rstrip("-"))
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        rest = body[start:]
-        cut = mode == "cut always" or (mode == "cut first" and len(server.ranges) == 1)
-        # a cut sends less than Content-Length promises, then closes the connection
-        self.wfile.write(rest[: len(rest) // 2] if cut else rest)
-        self.close_connection = True
-
-
 @pytest.fixture
 def server(weights_bytes, monkeypatch):
     """A server on 127.0.0.1 (port 0) in a thread; set .mode, .body, .content_type per test."""
     for var in PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    httpd.mode, httpd.body, httpd.content_type, httpd.ranges = "ok", weights_bytes, "text/html", []
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/{RELEASE_FILE}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=10)
+    with serving(weights_bytes) as httpd:
+        yield httpd
 
 
 @pytest.fixture
@@ -218,3 +170,12 @@ def test_no_server_names_the_address_and_what_to_do(dest, monkeypatch, capsys):
     assert f"cannot reach 127.0.0.1:{port}" in err and "machine with internet" in err and "--url" in err
     assert_nothing_under_final_name(dest)
     assert not os.path.exists(part_path(dest / RELEASE_FILE))
+
+
+def test_file_address_is_copied_and_checked(weights_bytes, tmp_path, dest, capsys):
+    """A file:// address (a shared drive on a machine without internet) goes through the same checks."""
+    source = tmp_path / "share" / "copy.pth"
+    source.parent.mkdir()
+    source.write_bytes(weights_bytes)
+    assert download(source.as_uri(), "--dest", str(dest)) == 0
+    assert (dest / RELEASE_FILE).read_bytes() == weights_bytes and "208 tensors" in capsys.readouterr().out
