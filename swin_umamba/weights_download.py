@@ -95,21 +95,23 @@ def _digest_warnings(digest: str, expected: str | None) -> list[str]:
             "passed the structural check and is kept (give --sha256 to require a digest)"]
 
 
-def _check(path: Path, expected: str | None, url: str, say: Callable[[str], None]) -> WeightsFile:
-    """The loader's checks and the digests; raises WeightsDownloadError when the file must not be kept."""
+def _check(path: Path, expected: str | None, source: str, say: Callable[[str], None]) -> WeightsFile:
+    """The loader's checks and the digests of the file from `source` (an address, or the file in place);
+    raises WeightsDownloadError when the file must not be kept."""
     try:
         report = verify_v0_file(path)
     except PretrainedWeightsError as exc:
-        raise WeightsDownloadError(f"the file from {url} is not the VMamba-Tiny v0 checkpoint: {exc.reason}") from exc
+        raise WeightsDownloadError(f"the file from {source} is not the VMamba-Tiny v0 checkpoint: {exc.reason}") from exc
     digest = sha256_of(path)
     say(f"checked: {len(report.loaded)} tensors fit the VMamba-Tiny encoder; SHA-256 {digest}")
     if expected is not None and digest != expected:
-        raise WeightsDownloadError(f"SHA-256 mismatch for the file from {url}: got {digest}, --sha256 expects {expected}")
+        raise WeightsDownloadError(f"SHA-256 mismatch for the file from {source}: got {digest}, --sha256 expects "
+                                   f"{expected}")
     return WeightsFile(path=path, sha256=digest, downloaded=False, tensors_matched=len(report.loaded),
                        warnings=_digest_warnings(digest, expected))
 
 
-def _existing(final: Path, expected: str | None, url: str, say: Callable[[str], None]) -> WeightsFile | None:
+def _existing(final: Path, expected: str | None, say: Callable[[str], None]) -> WeightsFile | None:
     """The file already in place, if it passed before (or passes now) and fits --sha256; else None."""
     if not final.is_file():
         return None
@@ -122,7 +124,7 @@ def _existing(final: Path, expected: str | None, url: str, say: Callable[[str], 
         return WeightsFile(path=final, sha256=digest, downloaded=False, tensors_matched=None,
                            warnings=_digest_warnings(digest, expected))
     try:
-        found = _check(final, expected, url, say)
+        found = _check(final, expected, str(final), say)
     except WeightsDownloadError as exc:
         say(f"{final} is there but does not pass ({exc}); downloading again")
         return None
@@ -139,7 +141,7 @@ def download_imagenet_weights(url: str = RELEASE_URL, dest_dir: Path | None = No
     rename it. A file already there that passed is kept and nothing is downloaded."""
     expected = _normalise_sha256(sha256)
     final = (Path(dest_dir).expanduser() / RELEASE_FILE) if dest_dir is not None else cached_weights_path()
-    found = _existing(final, expected, url, say)
+    found = _existing(final, expected, say)
     if found is not None:
         return found
     part = part_path(final)
