@@ -340,3 +340,10 @@ def test_benchmarks_import_nothing_from_tests_and_leave_sys_path_alone():
                   and isinstance(node.value, ast.Name) and node.value.id == "sys"):
                 offences.append(f"{where} sys.path")
     assert len(_benchmark_sources()) > 10 and offences == []
+
+
+def test_scan_directions_benchmark_times_every_variant():
+    from benchmarks import bench_scan_directions
+
+    times = bench_scan_directions.run((1, 2, 4, 4, 16), rounds=2, backward=True)
+    assert sorted(times) == [4, 6, 8] and all(t > 0 for t in times.values())
