@@ -144,3 +144,16 @@ def test_transfer_refuses_the_other_network_and_3d_into_2d(tmp_path, dagger_2d):
     torch.save({"network_weights": SwinUMambaD3D(1, 3, (1, 1, 1, 1)).state_dict()}, path_3d)
     with pytest.raises(CheckpointTransferError, match="3D checkpoint starts 3D trainings only"):
         transfer_weights(SwinUMambaD(1, 3), path_3d)
+
+
+def test_transfer_loads_a_3d_checkpoint_of_the_same_network_unchanged(tmp_path):
+    torch.manual_seed(0)
+    source = SwinUMambaD3D(1, 3, (2, 1, 1, 1)).state_dict()
+    path = tmp_path / "three.pth"
+    torch.save({"network_weights": source}, path)
+    target = SwinUMambaD3D(2, 4, (2, 1, 1, 1))
+    report = transfer_weights(target, path)
+    assert not report.inflation_rules and report.fresh_inputs and report.fresh_heads
+    after = target.state_dict()
+    assert all(torch.equal(after[k], source[k]) for k in report.loaded)
+    assert sorted(report.loaded + report.fresh_heads + report.fresh_inputs) == sorted(after)
