@@ -11,6 +11,8 @@ PlainConvUNet's is nnU-Net's own plan for such data.
 """
 from __future__ import annotations
 
+import datetime
+
 import json
 import os
 import platform
@@ -27,7 +29,8 @@ from swin_umamba.fileio import write_text_atomic
 
 SECTIONS = (scan, cross_scan, training, compile_counts, nnunet_train)  # in the order they run
 SECTION_NAMES = tuple(s.NAME for s in SECTIONS)
-DEFAULT_OUT = REPOSITORY_ROOT / "benchmarks" / "gpu_results"
+# one dated folder per run, as benchmarks/gpu_results/README.md lists them
+DEFAULT_OUT = REPOSITORY_ROOT / "benchmarks" / "gpu_results" / f"{datetime.date.today().isoformat()}_gpu_bench"
 REPORT_STEM, DRY_RUN_STEM = "gpu_bench", "gpu_bench_dry_run"
 
 
