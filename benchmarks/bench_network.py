@@ -95,9 +95,9 @@ def floor_installed():
         vmamba.selective_scan = saved
 
 
-def scan_calls(network: str, size: int) -> list[tuple[int, int, int, int, int]]:
-    """(batch, KD, L, G, N) of every selective scan in one forward pass of ``network`` at a square
-    ``size`` and batch 1, in call order, recorded from a real forward with the floor stand-in."""
+def record_scan_calls(net, x) -> list[tuple[int, int, int, int, int]]:
+    """(batch, KD, L, G, N) of every selective scan in one no-grad forward of ``net`` on ``x``, in
+    call order, recorded with the floor stand-in in place of the scan."""
     import swin_umamba.nets.vmamba as vmamba
 
     calls = []
@@ -107,39 +107,56 @@ def scan_calls(network: str, size: int) -> list[tuple[int, int, int, int, int]]:
         calls.append((u.shape[0], u.shape[1], u.shape[2], groups, A.shape[1]))
         return floor_scan(u, delta, A, B, *args, **kwargs)
 
-    net = build_network(network, (size, size), 4, deep_supervision=False).eval()
     saved = vmamba.selective_scan
     vmamba.selective_scan = recording
     try:
         with torch.no_grad():
-            net(torch.zeros(1, IN_CHANNELS, size, size))
+            net(x)
     finally:
         vmamba.selective_scan = saved
     return calls
 
 
-# nnU-Net's default 2D network -------------------------------------------------------------------------
-def plain_conv_unet_kwargs(patch) -> dict:
-    """PlainConvUNet arguments as nnU-Net's default ExperimentPlanner chooses them for a 2D patch
-    (spacing (1, 1), min feature map edge 4, features min(32 * 2**i, 512), 2 convs per stage,
-    conv bias, InstanceNorm2d(affine), LeakyReLU), from nnU-Net's own topology function."""
+def scan_calls(network: str, size: int) -> list[tuple[int, int, int, int, int]]:
+    """(batch, KD, L, G, N) of every selective scan in one forward pass of ``network`` at a square
+    ``size`` and batch 1, in call order (:func:`record_scan_calls`)."""
+    net = build_network(network, (size, size), 4, deep_supervision=False).eval()
+    return record_scan_calls(net, torch.zeros(1, IN_CHANNELS, size, size))
+
+
+# nnU-Net's default PlainConvUNet -----------------------------------------------------------------------
+# nnU-Net's default ExperimentPlanner: features min(32 * 2**i, max), the max by dimensionality; min feature map edge 4
+PLAIN_BASE_FEATURES = 32
+PLAIN_MAX_FEATURES = {2: 512, 3: 320}
+PLAIN_MIN_EDGE = 4
+
+
+def plain_conv_unet_kwargs(patch, spacing=None) -> dict:
+    """PlainConvUNet arguments as nnU-Net's default ExperimentPlanner chooses them for a 2D or 3D
+    patch at ``spacing`` (default 1 per axis): topology from nnU-Net's own get_pool_and_conv_props,
+    features min(32 * 2**i, 512 in 2D / 320 in 3D), 2 convs per stage, conv bias,
+    InstanceNorm(affine), LeakyReLU."""
     from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
     from torch import nn
 
-    _, strides, kernels, planned_patch, _ = get_pool_and_conv_props((1, 1), tuple(patch), 4, 999999)
-    if list(planned_patch) != list(patch):
-        raise ValueError(f"nnU-Net's topology needs patch {list(planned_patch)} instead of {list(patch)}")
+    dims = len(patch)
+    if dims not in PLAIN_MAX_FEATURES:
+        raise ValueError(f"patch {list(patch)}: expected 2 or 3 axes")
+    spacing = tuple(spacing) if spacing is not None else (1.0,) * dims
+    _, strides, kernels, planned_patch, _ = get_pool_and_conv_props(spacing, tuple(patch), PLAIN_MIN_EDGE, 999999)
+    if [int(s) for s in planned_patch] != [int(s) for s in patch]:
+        raise ValueError(f"nnU-Net's topology needs patch {[int(s) for s in planned_patch]} instead of {list(patch)}")
     n_stages = len(strides)
     return {
         "n_stages": n_stages,
-        "features_per_stage": tuple(min(32 * 2**i, 512) for i in range(n_stages)),
-        "conv_op": nn.Conv2d,
+        "features_per_stage": tuple(min(PLAIN_BASE_FEATURES * 2**i, PLAIN_MAX_FEATURES[dims]) for i in range(n_stages)),
+        "conv_op": nn.Conv2d if dims == 2 else nn.Conv3d,
         "kernel_sizes": kernels,
         "strides": strides,
         "n_conv_per_stage": (2,) * n_stages,
         "n_conv_per_stage_decoder": (2,) * (n_stages - 1),
         "conv_bias": True,
-        "norm_op": nn.InstanceNorm2d,
+        "norm_op": nn.InstanceNorm2d if dims == 2 else nn.InstanceNorm3d,
         "norm_op_kwargs": {"eps": 1e-5, "affine": True},
         "dropout_op": None,
         "dropout_op_kwargs": None,
@@ -148,18 +165,64 @@ def plain_conv_unet_kwargs(patch) -> dict:
     }
 
 
-def build_network(name: str, patch, num_classes: int, deep_supervision: bool):
+def build_network(name: str, patch, num_classes: int, deep_supervision: bool, spacing=None, depth_strides=None):
+    """A network by class name: PlainConvUNet (nnU-Net's default plans for ``patch`` at ``spacing``)
+    or a class of swin_umamba.nets (the 3D ones take ``depth_strides``)."""
     if name == "PlainConvUNet":
         from dynamic_network_architectures.architectures.unet import PlainConvUNet
         from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 
         net = PlainConvUNet(IN_CHANNELS, num_classes=num_classes, deep_supervision=deep_supervision,
-                            **plain_conv_unet_kwargs(patch))
+                            **plain_conv_unet_kwargs(patch, spacing))
         net.apply(InitWeights_He(1e-2))
         return net
     import swin_umamba.nets as nets
 
+    if depth_strides is not None:
+        return getattr(nets, name)(IN_CHANNELS, num_classes, depth_strides, deep_supervision=deep_supervision)
     return getattr(nets, name)(IN_CHANNELS, num_classes, deep_supervision=deep_supervision)
+
+
+def training_step(net, x, backward: bool):
+    """``call()`` running one inference forward (no_grad) or one training step without the optimizer
+    (loss = sum of the means of all outputs, backward, gradients reset to None first)."""
+    def call():
+        if backward:
+            net.zero_grad(set_to_none=True)
+            out = net(x)
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            sum(o.float().mean() for o in outs).backward()
+        else:
+            with torch.no_grad():
+                net(x)
+
+    return call
+
+
+def alternate(calls: dict, warmup: int, repeats: int) -> dict:
+    """Time every ``calls[name]()`` in turn, round after round, the order rotating by one each round
+    (with two calls: swapping), so that a drift of the machine's speed hits all of them alike.
+    The first round and ``warmup`` more are untimed. Returns {name: [(wall s, cpu s), ...]}, one per
+    timed round."""
+    names = list(calls)
+    samples = {name: [] for name in names}
+    for i in range(1 + warmup + repeats):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            w0, c0 = time.perf_counter(), time.process_time()
+            calls[name]()
+            if i > warmup:
+                samples[name].append((time.perf_counter() - w0, time.process_time() - c0))
+    return samples
+
+
+def with_floor(call):
+    """``call`` run with the floor stand-in installed."""
+    def floored():
+        with floor_installed():
+            call()
+
+    return floored
 
 
 # measurements in this process ---------------------------------------------------------------------------
@@ -172,18 +235,7 @@ def _prepare(network: str, size: int, mode: str, batch: int, threads: int, num_c
     backward = mode == "fwdbwd"
     net = build_network(network, (size, size), num_classes, deep_supervision=backward)
     net.train(backward)
-    x = torch.randn(batch, IN_CHANNELS, size, size)
-
-    def call():
-        if backward:
-            net.zero_grad(set_to_none=True)
-            out = net(x)
-            outs = out if isinstance(out, (list, tuple)) else [out]
-            sum(o.float().mean() for o in outs).backward()
-        else:
-            with torch.no_grad():
-                net(x)
-
+    call = training_step(net, torch.randn(batch, IN_CHANNELS, size, size), backward)
     return net, call
 
 
@@ -237,14 +289,7 @@ def measure_interleaved(network: str, size: int, mode: str, batch: int = 1, thre
         raise ValueError(f"{network} has no scan to replace (expected one of {', '.join(NETWORKS)})")
     backends = {"scan": _scan_backend(), "floor": "floor stand-in"}
     net, call = _prepare(network, size, mode, batch, threads, num_classes, seed)
-    samples = {"scan": [], "floor": []}
-    for i in range(1 + warmup + repeats):  # the first round: allocator and caches warm up
-        for variant in (("scan", "floor") if i % 2 == 0 else ("floor", "scan")):
-            with _variant_scope(variant):
-                w0, c0 = time.perf_counter(), time.process_time()
-                call()
-                if i > warmup:
-                    samples[variant].append((time.perf_counter() - w0, time.process_time() - c0))
+    samples = alternate({"scan": call, "floor": with_floor(call)}, warmup, repeats)
     results = [_result(network, variant, size, mode, batch, net, num_classes, backends[variant],
                        wall_s=timing.median([w for w, _ in runs]), cpu_s=timing.median([c for _, c in runs]),
                        walls_s=[w for w, _ in runs], warmup=warmup, repeats=repeats)
