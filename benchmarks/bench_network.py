@@ -125,10 +125,9 @@ def scan_calls(network: str, size: int) -> list[tuple[int, int, int, int, int]]:
 
 
 # nnU-Net's default PlainConvUNet -----------------------------------------------------------------------
-# nnU-Net's default ExperimentPlanner: features min(32 * 2**i, max), the max by dimensionality; min feature map edge 4
+# nnU-Net's default ExperimentPlanner: features min(32 * 2**i, max), the max by dimensionality
 PLAIN_BASE_FEATURES = 32
 PLAIN_MAX_FEATURES = {2: 512, 3: 320}
-PLAIN_MIN_EDGE = 4
 
 
 def plain_conv_unet_kwargs(patch, spacing=None) -> dict:
@@ -139,11 +138,14 @@ def plain_conv_unet_kwargs(patch, spacing=None) -> dict:
     from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
     from torch import nn
 
+    from swin_umamba.trainers.configuration import NNUNET_MIN_FEATURE_MAP_SIZE
+
     dims = len(patch)
     if dims not in PLAIN_MAX_FEATURES:
         raise ValueError(f"patch {list(patch)}: expected 2 or 3 axes")
     spacing = tuple(spacing) if spacing is not None else (1.0,) * dims
-    _, strides, kernels, planned_patch, _ = get_pool_and_conv_props(spacing, tuple(patch), PLAIN_MIN_EDGE, 999999)
+    _, strides, kernels, planned_patch, _ = get_pool_and_conv_props(spacing, tuple(patch), NNUNET_MIN_FEATURE_MAP_SIZE,
+                                                                   999999)
     if [int(s) for s in planned_patch] != [int(s) for s in patch]:
         raise ValueError(f"nnU-Net's topology needs patch {[int(s) for s in planned_patch]} instead of {list(patch)}")
     n_stages = len(strides)

@@ -12,9 +12,9 @@ the ratio of a round's two calls.
 The default case is a 3d_fullres-like patch that a 2-core CPU times in minutes: 16x64x64 voxels at
 a spacing of 4x1x1 (an anisotropic MR volume). nnU-Net's pooling plan for that patch and spacing
 is (1,1,1), (1,2,2), (1,2,2), (2,2,2), (2,2,2): no depth pooling until the in-plane reduction
-reaches 8. The depth strides below follow it stage by stage (depth reduced as much as nnU-Net's plan
-has reduced it at the same in-plane reduction): SwinUMamba3D (1, 1, 2, 2, 2), SwinUMambaD3D
-(1, 2, 2, 2). PlainConvUNet is built from the same pooling plan (``bench_network.plain_conv_unet_kwargs``).
+reaches 8. Our networks' depth strides come from that plan as the trainers derive them
+(``swin_umamba.nets.depth_strides``): SwinUMamba3D (1, 1, 2, 2, 2), SwinUMambaD3D (1, 2, 2, 2).
+PlainConvUNet is built from the same plan (``bench_network.plain_conv_unet_kwargs``).
 
 Modes as in ``bench_network``: ``fwd`` is inference (eval, no_grad, no deep supervision); ``fwdbwd``
 a training step without the optimizer (train mode, deep supervision, sum of the outputs' means,
@@ -30,15 +30,24 @@ from pathlib import Path
 import torch
 
 from benchmarks import bench_network, timing
+from swin_umamba.nets.depth_strides import derive_depth_strides
+from swin_umamba.network_registry import NETWORKS as REGISTRY
+from swin_umamba.trainers.configuration import nnunet_pooling
 
 PATCH = (16, 64, 64)
 SPACING = (4.0, 1.0, 1.0)
-# per network class: its depth strides for PATCH at SPACING (see the module docstring)
-DEPTH_STRIDES = {"SwinUMamba3D": (1, 1, 2, 2, 2), "SwinUMambaD3D": (1, 2, 2, 2)}
-NETWORKS = tuple(DEPTH_STRIDES)
+NETWORKS = tuple(n.cls_3d.__name__ for n in REGISTRY.values())  # the 3D Swin-UMamba networks, by class name
 MODES = ("fwd", "fwdbwd")
 # the 3D goal, forward and forward+backward alike: <= 1.3x floor (2D's forward+backward target)
 TARGET = {mode: bench_network.TARGET_FWDBWD for mode in MODES}
+
+
+def depth_strides(patch, spacing) -> dict:
+    """{class name: depth strides} as the trainers derive them from nnU-Net's pooling plan of ``patch``
+    at ``spacing``."""
+    pooling = nnunet_pooling(spacing, patch)
+    return {n.cls_3d.__name__: derive_depth_strides(pooling, patch[0], n.cls_3d.IN_PLANE_STRIDES,
+                                                    n.cls_3d.DEPTH_STRIDE_CHOICES) for n in REGISTRY.values()}
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -55,7 +64,7 @@ def build(network: str, patch, spacing, depth_strides, num_classes: int, backwar
     return net.train(backward)
 
 
-def measure_mode(mode: str, patch=PATCH, spacing=SPACING, depth_strides=None, threads: int = 2,
+def measure_mode(mode: str, patch=PATCH, spacing=SPACING, threads: int = 2,
                  warmup: int = 1, repeats: int = 5, num_classes: int = 4, seed: int = 0, log=print) -> dict:
     """Every network's ``scan`` and ``floor`` and PlainConvUNet, alternated in this process.
 
@@ -63,15 +72,15 @@ def measure_mode(mode: str, patch=PATCH, spacing=SPACING, depth_strides=None, th
     "rows": [per network: medians and per-round ratios]}."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    depth_strides = dict(DEPTH_STRIDES if depth_strides is None else depth_strides)
+    strides = depth_strides(patch, spacing)
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     backward = mode == "fwdbwd"
     x = torch.randn(1, bench_network.IN_CHANNELS, *patch)
     backend = bench_network._scan_backend()
     calls, params = {}, {}
-    for network, strides in depth_strides.items():
-        net = build(network, patch, spacing, strides, num_classes, backward)
+    for network in NETWORKS:
+        net = build(network, patch, spacing, strides[network], num_classes, backward)
         params[network] = sum(p.numel() for p in net.parameters()) / 1e6
         step = bench_network.training_step(net, x, backward)
         calls[f"{network} scan"] = step
@@ -90,13 +99,13 @@ def measure_mode(mode: str, patch=PATCH, spacing=SPACING, depth_strides=None, th
         return [c for _, c in samples[name]]
 
     rows = []
-    for network in depth_strides:
+    for network in NETWORKS:
         ours, floor, plain_w = wall(f"{network} scan"), wall(f"{network} floor"), wall("PlainConvUNet plain")
         x_floor_rounds = [a / b for a, b in zip(ours, floor)]
         x_plain_rounds = [a / b for a, b in zip(ours, plain_w)]
         x_floor = timing.median(x_floor_rounds)
         rows.append({
-            "network": network, "depth_strides": list(depth_strides[network]), "mode": mode,
+            "network": network, "depth_strides": list(strides[network]), "mode": mode,
             "patch": list(patch), "threads": threads, "scan_backend": backend, "params_M": params[network],
             "scan_s": timing.median(ours), "floor_s": timing.median(floor), "plain_s": timing.median(plain_w),
             "x_floor": x_floor, "x_floor_rounds": x_floor_rounds,
@@ -106,7 +115,7 @@ def measure_mode(mode: str, patch=PATCH, spacing=SPACING, depth_strides=None, th
             "x_plain": timing.median(x_plain_rounds), "x_plain_rounds": x_plain_rounds,
             "target": f"<= {TARGET[mode]:.2f}x floor", "verdict": bench_network.verdict(x_floor, TARGET[mode])})
     return {"mode": mode, "patch": list(patch), "spacing": list(spacing),
-            "depth_strides": {k: list(v) for k, v in depth_strides.items()},
+            "depth_strides": {k: list(v) for k, v in strides.items()},
             "plain_strides": [list(s) for s in bench_network.plain_conv_unet_kwargs(patch, spacing)["strides"]],
             "params_M": params, "samples": {k: [list(s) for s in v] for k, v in samples.items()}, "rows": rows}
 
@@ -135,10 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--patch", default=",".join(map(str, PATCH)), help="patch D,H,W (default %(default)s)")
     ap.add_argument("--spacing", default=",".join(map(str, SPACING)),
-                    help="voxel spacing D,H,W for PlainConvUNet's topology (default %(default)s)")
-    ap.add_argument("--depth-strides", nargs=2, metavar=("SWINUMAMBA3D", "SWINUMAMBAD3D"),
-                    help="depth strides of the two networks, comma-separated (default "
-                         + " and ".join(",".join(map(str, v)) for v in DEPTH_STRIDES.values()) + ")")
+                    help="voxel spacing D,H,W: nnU-Net's pooling plan for it and the patch gives PlainConvUNet's "
+                         "topology and the depth strides of our networks (default %(default)s)")
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated, of fwd, fwdbwd (default %(default)s)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds after the first (default %(default)s)")
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (default %(default)s)")
@@ -148,13 +155,12 @@ def main(argv=None) -> int:
     patch, spacing = _ints(args.patch), _floats(args.spacing)
     if len(patch) != 3 or len(spacing) != 3:
         ap.error(f"--patch {args.patch!r} and --spacing {args.spacing!r} need three values each (D,H,W)")
-    strides = DEPTH_STRIDES if args.depth_strides is None else dict(zip(NETWORKS, map(_ints, args.depth_strides)))
     modes = [m for m in args.modes.split(",") if m]
     bad = [m for m in modes if m not in MODES]
     if bad:
         ap.error(f"--modes: unknown {', '.join(bad)}; choose from {', '.join(MODES)}")
     print(timing.machine_line(args.threads), flush=True)
-    results = [measure_mode(mode, patch, spacing, strides, args.threads, args.warmup, args.repeats, args.classes,
+    results = [measure_mode(mode, patch, spacing, args.threads, args.warmup, args.repeats, args.classes,
                             log=lambda line: print(line, flush=True)) for mode in modes]
     print(timing.machine_line(args.threads))
     print_table(results)

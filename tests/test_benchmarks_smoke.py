@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import bench_network, bench_predict, run_all, scan_bound, scan_in_network, timing
+from benchmarks import bench_network, bench_network3d, bench_predict, run_all, scan_bound, scan_in_network, timing
 from swin_umamba.ops import random_scan_inputs
 from tests.cpu_kernel import require_cpu_kernel
 
@@ -97,6 +97,46 @@ def test_interleaved_measurement_times_both_variants():
         assert len(res["walls_s"]) == 2 and res["wall_s"] == pytest.approx(sum(res["walls_s"]) / 2)
         assert res["peak_rss_mb"] is None  # interleaved runs measure no memory
     assert scan["x_floor_rounds"] == pytest.approx([s / f for s, f in zip(scan["walls_s"], floor["walls_s"])])
+
+
+def test_alternate_rotates_the_order_every_round():
+    order = []
+    samples = bench_network.alternate({k: (lambda k=k: order.append(k)) for k in "abc"}, warmup=1, repeats=2)
+    # 1 + warmup untimed rounds, then the timed ones; each round starts one later
+    assert order == list("abc" "bca" "cab" "abc")
+    assert {k: len(v) for k, v in samples.items()} == {"a": 2, "b": 2, "c": 2}
+    assert all(wall >= 0 and cpu >= 0 for v in samples.values() for wall, cpu in v)
+
+
+def test_plain_conv_unet_3d_from_default_plans():
+    kwargs = bench_network.plain_conv_unet_kwargs((16, 64, 64), spacing=(4.0, 1.0, 1.0))
+    assert kwargs["conv_op"] is torch.nn.Conv3d and kwargs["norm_op"] is torch.nn.InstanceNorm3d
+    # anisotropic: depth is not pooled until the in-plane spacing is within 2x of it; features capped at 320
+    assert [list(s) for s in kwargs["strides"]] == [[1, 1, 1], [1, 2, 2], [1, 2, 2], [2, 2, 2], [2, 2, 2]]
+    assert kwargs["features_per_stage"] == (32, 64, 128, 256, 320)
+    with pytest.raises(ValueError, match="instead of"):
+        bench_network.plain_conv_unet_kwargs((16, 60, 64), spacing=(4.0, 1.0, 1.0))
+
+
+def test_3d_depth_strides_follow_nnunet_pooling():
+    assert bench_network3d.depth_strides((16, 64, 64), (4.0, 1.0, 1.0)) == {
+        "SwinUMamba3D": (1, 1, 2, 2, 2), "SwinUMambaD3D": (1, 2, 2, 2)}
+    assert bench_network3d.depth_strides((32, 64, 64), (1.0, 1.0, 1.0))["SwinUMambaD3D"][0] == 4  # isotropic
+
+
+def test_3d_benchmark_alternates_every_network_with_its_floor_and_plain(capsys):
+    res = bench_network3d.measure_mode("fwd", patch=(8, 32, 32), threads=1, warmup=0, repeats=2, num_classes=2,
+                                       log=None)
+    assert set(res["samples"]) == {f"{n} {v}" for n in bench_network3d.NETWORKS for v in ("scan", "floor")} | {
+        "PlainConvUNet plain"}
+    assert all(len(v) == 2 for v in res["samples"].values())
+    for row in res["rows"]:
+        ours, floor = res["samples"][f"{row['network']} scan"], res["samples"][f"{row['network']} floor"]
+        assert row["x_floor_rounds"] == pytest.approx([a[0] / b[0] for a, b in zip(ours, floor)])
+        assert row["x_floor"] == pytest.approx(sum(row["x_floor_rounds"]) / 2)
+        assert row["verdict"] == ("PASS" if row["x_floor"] <= 1.3 else "FAIL")
+    bench_network3d.print_table([res])
+    assert "SwinUMambaD3D" in capsys.readouterr().out
 
 
 @pytest.mark.slow
