@@ -157,7 +157,7 @@ def test_checkpoint_without_weights_and_missing_fold(tmp_path):
     model = _model(tmp_path, _checkpoint_bytes(tmp_path, {"something": 1}))
     _, problems = check_model_folder(model, ["0", "3"])
     assert "no 'network_weights'" in problems[0].message
-    assert problems[1].path == model / "fold_3" and "-f with the folds there are (0)" in problems[1].fix
+    assert problems[1].path == model / "fold_3" and "-f" in problems[1].fix and "(0)" in problems[1].fix
     assert check_checkpoint(tmp_path / "absent.pth")[0].message == "not found"
 
 

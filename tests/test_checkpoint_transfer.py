@@ -119,9 +119,8 @@ def test_checkpoint_of_the_other_network_is_refused(pair, tmp_path):
     with pytest.raises(CheckpointTransferError) as err:
         plan_transfer(read_source_checkpoint(path), other.__new__(other))  # unbuilt: refused before it is used
     message = str(err.value)
-    assert f"{path} holds a {network.__name__} with 5 classes and 1 input channel " in message
-    assert f"this training builds {other.__name__}" in message
-    assert f"Fine-tune from it with nnUNetTrainer{network.__name__}" in message
+    assert str(path) in message and f"{network.__name__} with 5 classes and 1 input channel" in message
+    assert f"builds {other.__name__}" in message and f"nnUNetTrainer{network.__name__}" in message
 
 
 def test_authors_release_checkpoint_is_read(tmp_path):
@@ -221,7 +220,7 @@ def test_stock_pretrained_weights_call_reaches_the_trainer_and_logs(pair, tmp_pa
     key = next(k for k in source if "layers.3.blocks.1" in k)
     assert torch.equal(target.state_dict()[key], source[key])
     log = (tmp_path / "training_log.txt").read_text()
-    assert f"Pretrained weights from {path} ({network.__name__} with 5 classes and 1 input channel" in log
+    assert str(path) in log and f"{network.__name__} with 5 classes and 1 input channel" in log
     assert "loaded unchanged:" in log and "start fresh:" in log
 
     # any other network still goes to nnU-Net's own loader

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,12 @@ import torch
 from PIL import Image
 
 from swin_umamba.comparison.baselines import REPORT_NAMES
-from swin_umamba.demo.layout import DATASET_NAME, dataset_source
+from swin_umamba.demo.layout import DATASET_NAME
 from swin_umamba.comparison.steps import per_case_values
 from swin_umamba.evaluation.nnunet_dataset import rules_from_dataset_json
 from swin_umamba.network_registry import SWIN_UMAMBA_D
-from tests.nnunet_workspace import NnUNetWorkspace
+from tests.nnunet_workspace import TEST_TRAINERS
 
-REPO = Path(__file__).resolve().parent.parent
 OURS = "nnUNetTrainerSwinUMambaDScratch_compare"  # tests/nnunet_trainers/compare_trainers.py
 BASELINE = "nnUNetTrainerProtocol_compare"
 OURS_LABEL = SWIN_UMAMBA_D.paper_name  # the network OURS trains
@@ -34,12 +32,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(demo_workspace, tmp_path_factory):
+    """The compare command in a copy of the session's planned demo workspace (its default plans are
+    reused; the ResEnc M plans are made here), with only the test trainers on nnUNet_extTrainer: the
+    command adds the package's own folder."""
     root = tmp_path_factory.mktemp("compare")
-    ws = NnUNetWorkspace(root, str(REPO / "tests" / "nnunet_trainers"),
-                         unset=("SWIN_UMAMBA_PRETRAINED", "SWIN_UMAMBA_STOP_AFTER_EPOCHS"))
-    ws.env["nnUNet_compile"] = "f"
-    shutil.copytree(dataset_source(), ws.raw / DATASET_NAME)
+    ws = demo_workspace.copy_to(root)
+    ws.env["nnUNet_extTrainer"] = str(TEST_TRAINERS)
     ws.out = root / "comparison"
     command = [sys.executable, "-m", "swin_umamba.cli", "compare", "-d", "990", "-tr", OURS, "-f", "0",
                "--stop-after", "2", "--baseline-trainer", BASELINE, "--device", "cpu", "--num-processes", "0",

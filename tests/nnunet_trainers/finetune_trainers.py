@@ -12,7 +12,6 @@ from swin_umamba.trainers import (
     nnUNetTrainerSwinUMamba,
     nnUNetTrainerSwinUMambaD,
     nnUNetTrainerSwinUMambaDScratch,
-    nnUNetTrainerSwinUMambaScratch,
 )
 
 
@@ -34,10 +33,6 @@ class _OneStep(_Short):
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         self.print_to_log_file("Final validation skipped (test trainer).")
-
-
-class nnUNetTrainerSwinUMambaScratch_source(_OneStep, nnUNetTrainerSwinUMambaScratch):
-    checkpoints = ("checkpoint_final.pth",)
 
 
 class nnUNetTrainerSwinUMamba_finetune(_OneStep, nnUNetTrainerSwinUMamba):
