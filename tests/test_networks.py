@@ -1,4 +1,6 @@
 """Key layout, parameter counts and forward behaviour of both networks (docs/architecture.md)."""
+import functools
+
 import pytest
 import torch
 
@@ -26,12 +28,18 @@ def test_parameter_counts_of_the_published_networks():
     assert sum(p.numel() for p in SwinUMambaD(1, 14).parameters()) == 27_497_720
 
 
-@pytest.mark.parametrize("name", NETWORKS)
-@pytest.mark.parametrize("cin", [1, 3])
-@pytest.mark.parametrize("size", [(64, 64), (96, 160), (70, 45)])
-def test_forward_shapes_with_and_without_deep_supervision(name, cin, size):
+@functools.lru_cache(maxsize=None)
+def _network(name: str, cin: int):
+    """One network per kind and channel count for the forward checks (building one takes seconds)."""
     torch.manual_seed(0)
-    net = NETWORKS[name](cin, 5, deep_supervision=True).eval()
+    return NETWORKS[name](cin, 5, deep_supervision=True).eval()
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("cin, size", [(1, (64, 64)), (3, (96, 160)), (1, (70, 45))])
+def test_forward_shapes_with_and_without_deep_supervision(name, cin, size):
+    net = _network(name, cin)
+    net.deep_supervision = True
     x = torch.randn(1, cin, *size)
     with torch.no_grad():
         outs = net(x)

@@ -1,5 +1,6 @@
 """The ImageNet VMamba-Tiny v0 loader on synthetic checkpoints built from the released key list (tests/fixtures/)."""
 import collections
+import functools
 import pickle
 import re
 import sys
@@ -21,6 +22,13 @@ from swin_umamba.pretrained import (
 )
 from tests.published_layouts import load_layout
 from tests.synthetic_weights import v0_state_dict, write_model_only_checkpoint
+
+
+@functools.lru_cache(maxsize=None)
+def shared_network(cls, in_channels: int):
+    """One network per class and channel count for the tests that check what the loader says about a
+    file, not what it loads (building a network takes seconds)."""
+    return cls(in_channels, 2)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +109,7 @@ def test_legacy_file_needs_no_unsafe_unpickling(checkpoints, monkeypatch):
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", guarded)
-    load_vmamba_weights(SwinUMambaD(3, 2), checkpoints["legacy"])
+    load_vmamba_weights(shared_network(SwinUMambaD, 3), checkpoints["legacy"])
 
 
 def test_pickled_code_is_not_executed(tmp_path, v0_state):
@@ -114,7 +122,7 @@ def test_pickled_code_is_not_executed(tmp_path, v0_state):
     path = tmp_path / "evil.pth"
     torch.save({"model": v0_state, "payload": Evil()}, path, pickle_module=pickle)
     with pytest.raises(PretrainedWeightsError, match="would run code stored in the file") as err:
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
     assert not marker.exists()
     assert "weights_only" not in str(err.value)
 
@@ -122,7 +130,7 @@ def test_pickled_code_is_not_executed(tmp_path, v0_state):
 def test_missing_file_says_where_and_how(tmp_path):
     missing = tmp_path / "nowhere" / "vmamba_tiny_e292.pth"
     with pytest.raises(PretrainedWeightsError) as err:
-        load_vmamba_weights(SwinUMamba(1, 2), missing)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), missing)
     msg = str(err.value)
     assert str(missing) in msg and "vssmtiny_dp01_ckpt_epoch_292.pth" in msg and WEIGHTS_ENV_VAR in msg
 
@@ -184,7 +192,7 @@ def test_v2_checkpoint_is_recognised(tmp_path):
     path = tmp_path / "vssm1_tiny_0230s_ckpt_epoch_264.pth"
     torch.save({"model": state}, path)
     with pytest.raises(PretrainedWeightsError, match="VMamba v2"):
-        load_vmamba_weights(SwinUMambaD(3, 2), path)
+        load_vmamba_weights(shared_network(SwinUMambaD, 3), path)
 
 
 def test_nnunet_checkpoint_is_recognised(tmp_path):
@@ -192,7 +200,7 @@ def test_nnunet_checkpoint_is_recognised(tmp_path):
     torch.save({"network_weights": {"stem.0.weight": torch.zeros(1)}, "trainer_name": "nnUNetTrainerSwinUMamba",
                 "init_args": {}}, path)
     with pytest.raises(PretrainedWeightsError, match="nnU-Net training checkpoint.*nnUNetTrainerSwinUMamba"):
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
 
 
 @pytest.mark.parametrize("content", [b"this is not a checkpoint at all\n" * 10, bytes(range(256)) * 4])
@@ -202,7 +210,7 @@ def test_random_file_is_recognised(tmp_path, content):
     path = tmp_path / "notes.pth"
     path.write_bytes(content)
     with pytest.raises(PretrainedWeightsError) as err:
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
     msg = str(err.value)
     assert str(path) in msg and "not a PyTorch checkpoint" in msg
     assert "weights_only" not in msg
@@ -215,7 +223,7 @@ def test_truncated_checkpoint_is_called_damaged(tmp_path):
     path = tmp_path / "vmamba_tiny_e292.pth"
     path.write_bytes(whole.read_bytes()[:1000])
     with pytest.raises(PretrainedWeightsError, match="damaged or incomplete PyTorch checkpoint.*download it again"):
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
 
 
 def test_folder_is_called_a_folder(tmp_path):
@@ -230,7 +238,7 @@ def test_unrelated_state_dict_is_recognised(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save(collections.OrderedDict({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.bias": torch.zeros(10)}), path)
     with pytest.raises(PretrainedWeightsError, match="none of a VMamba v0 encoder"):
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
 
 
 def test_too_few_matching_keys_fails(tmp_path, v0_state):
@@ -238,7 +246,7 @@ def test_too_few_matching_keys_fails(tmp_path, v0_state):
     path = tmp_path / "partial.pth"
     torch.save({"model": partial}, path)
     with pytest.raises(PretrainedWeightsError, match=r"Only \d+ of 204 encoder tensors match"):
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
 
 
 def test_wrong_shapes_are_reported(tmp_path, v0_state):
@@ -246,13 +254,13 @@ def test_wrong_shapes_are_reported(tmp_path, v0_state):
     path = tmp_path / "wide.pth"
     torch.save({"model": wide}, path)
     with pytest.raises(PretrainedWeightsError, match="file .* vs encoder"):
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
 
 
 def test_empty_file_is_named_with_the_fix(tmp_path):
     path = tmp_path / "vmamba_tiny_e292.pth"
     path.write_bytes(b"")
     with pytest.raises(PretrainedWeightsError) as err:
-        load_vmamba_weights(SwinUMamba(1, 2), path)
+        load_vmamba_weights(shared_network(SwinUMamba, 1), path)
     msg = str(err.value)
     assert str(path) in msg and "empty (0 bytes)" in msg and "vssmtiny_dp01_ckpt_epoch_292.pth" in msg
