@@ -32,6 +32,7 @@ def train_step_grads(net, call, x, seed):
     return {name: p.grad.clone() for name, p in net.named_parameters()}
 
 
+@pytest.mark.slow  # tracing a whole network: about half a minute per network on a CPU
 @pytest.mark.parametrize("cls", [SwinUMamba, SwinUMambaD])
 def test_compiled_network_is_one_graph_and_matches_eager(cpu_kernel, cls):
     torch.manual_seed(0)

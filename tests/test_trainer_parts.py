@@ -167,6 +167,7 @@ def _ddp_problems(gathered) -> list[str]:
     return problems
 
 
+@pytest.mark.slow  # two spawned processes with a network each
 def test_freezing_under_ddp_keeps_gradients_synchronised():
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
