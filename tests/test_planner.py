@@ -14,7 +14,6 @@ import math
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -199,29 +198,34 @@ def planned(workspace):
     return {"stdout": out, "plans": plans}
 
 
-# Runs in a subprocess with the workspace's nnU-Net folders (nnunetv2.paths is read at import).
-_COMPARE = textwrap.dedent("""
-    import json, sys
-    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
-    from swin_umamba.nnunet_plans.planner import SwinUMambaPlanner
-    out = {"default": ExperimentPlanner(%(d)d).plan_experiment()}
-    p = SwinUMambaPlanner(%(d)d, network="swinumambaD")  # default target 8 GiB, plans nnUNetPlansSwinUMambaD
-    out["D"] = {"plans": p.plan_experiment(), "report": p.report, "plans_name": p.plans_identifier}
-    for target in (2.0, 4.0, 40.0):
-        p = SwinUMambaPlanner(%(d)d, gpu_memory_target_in_gb=target, plans_name="nnUNetPlansSwinUMamba_t%%g" %% target)
-        p.max_dataset_covered = 1e9  # the dataset is tiny: lift the 5%% cap to see the memory model at work
-        p.plan_experiment()
-        out[str(target)] = p.report
-    print("RESULT" + json.dumps(out, default=str))
-""")
-
-
 @pytest.fixture(scope="module")
 def compared(workspace, planned):
-    # nnU-Net's default planner sets torch's thread count to nnUNet_n_proc_DA, which must not be 0 there
-    env = dict(workspace["env"], nnUNet_n_proc_DA="1")
-    out = _run([sys.executable, "-c", _COMPARE % {"d": DATASET_ID}], env)
-    return json.loads(out.split("RESULT", 1)[1])
+    """nnU-Net's default planner and ours (SwinUMambaD; three memory targets) on the planned data set,
+    in-process (nnU-Net reads its folders from the environment when it uses them)."""
+    import torch
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+
+    from swin_umamba.nnunet_plans.planner import SwinUMambaPlanner
+
+    threads = torch.get_num_threads()  # nnU-Net's default planner sets torch's thread count
+    with pytest.MonkeyPatch.context() as env:
+        for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+            env.setenv(key, workspace["env"][key])
+        env.setenv("nnUNet_n_proc_DA", "1")
+        try:
+            out = {"default": ExperimentPlanner(DATASET_ID).plan_experiment()}
+            planner = SwinUMambaPlanner(DATASET_ID, network="swinumambaD")  # default 8 GiB, nnUNetPlansSwinUMambaD
+            out["D"] = {"plans": planner.plan_experiment(), "report": planner.report,
+                        "plans_name": planner.plans_identifier}
+            for target in (2.0, 4.0, 40.0):
+                planner = SwinUMambaPlanner(DATASET_ID, gpu_memory_target_in_gb=target,
+                                            plans_name=f"nnUNetPlansSwinUMamba_t{target:g}")
+                planner.max_dataset_covered = 1e9  # the dataset is tiny: lift the 5% cap to see the memory model
+                planner.plan_experiment()
+                out[str(target)] = planner.report
+        finally:
+            torch.set_num_threads(threads)
+    return json.loads(json.dumps(out, default=str))
 
 
 @pytest.mark.slow
@@ -271,16 +275,21 @@ def test_networks_and_default_plans_names(planned, compared):
 
 
 @pytest.mark.slow
-def test_plans_for_swinumambaD_stop_a_swinumamba_trainer_at_once(workspace, compared):
-    """nnUNetPlansSwinUMambaD (planned in `compared`) with a trainer that builds SwinUMamba: nnUNetv2_train
-    stops before anything is built or written, and says which trainer or plans to use instead."""
-    proc = subprocess.run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-p", "nnUNetPlansSwinUMambaD",
-                           "-tr", TRAINER, "-device", "cpu"], env=workspace["env"], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode != 0
-    message = " ".join(proc.stderr.split())
-    assert f"{TRAINER} builds SwinUMamba" in message and "were made for SwinUMambaD" in message, proc.stderr[-3000:]
-    assert "-tr nnUNetTrainerSwinUMambaD" in message and "swin-umamba plan --network swinumamba`" in message
+def test_plans_for_swinumambaD_stop_a_swinumamba_trainer_at_once(workspace, compared, monkeypatch):
+    """nnUNetPlansSwinUMambaD (planned in `compared`) with a trainer that builds SwinUMamba: training (nnU-Net's
+    run_training, in-process) stops before anything is built or written, naming the trainer or plans to use."""
+    import torch
+    from nnunetv2.run.run_training import run_training
+
+    from swin_umamba.trainers import ConfigurationError
+
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(key, workspace["env"][key])
+    with pytest.raises(ConfigurationError) as caught:
+        run_training(str(DATASET_ID), "2d", 0, TRAINER, "nnUNetPlansSwinUMambaD", device=torch.device("cpu"))
+    message = " ".join(str(caught.value).split())
+    assert f"{TRAINER} builds SwinUMamba" in message and "SwinUMambaD" in message
+    assert "-tr nnUNetTrainerSwinUMambaD" in message and "--network swinumamba" in message
     assert not (workspace["results"] / DATASET / f"{TRAINER}__nnUNetPlansSwinUMambaD__2d").exists()
 
 
