@@ -214,7 +214,7 @@ def test_random_file_is_recognised(tmp_path, content):
     msg = str(err.value)
     assert str(path) in msg and "not a PyTorch checkpoint" in msg
     assert "weights_only" not in msg
-    assert "vssmtiny_dp01_ckpt_epoch_292.pth" in msg and "vmamba_tiny_e292.pth" in msg
+    assert "vssmtiny_dp01_ckpt_epoch_292.pth" in msg and "swin-umamba weights download" in msg
 
 
 def test_truncated_checkpoint_is_called_damaged(tmp_path):
