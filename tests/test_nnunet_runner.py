@@ -31,3 +31,28 @@ def test_a_command_past_its_time_limit_is_stopped(tmp_path):
     assert log.read_text().splitlines()[1:] == ["started"]  # after the "$ command" line
     # a command that ends in time is not affected by the limit
     run_logged([sys.executable, "-c", "print('quick')"], dict(os.environ), log, timeout=60)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process groups are POSIX")
+def test_the_time_limit_stops_the_programs_workers_too(tmp_path):
+    """nnU-Net's worker processes inherit the output pipe: a limit that stopped only the program would
+    wait for them, and leave them running."""
+    pid_file = tmp_path / "worker.pid"
+    code = ("import subprocess, sys, time\n"
+            f"worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+            f"open({str(pid_file)!r}, 'w').write(str(worker.pid))\n"
+            "print('started', flush=True); time.sleep(120)")
+    start = time.monotonic()
+    with pytest.raises(CommandTimedOut):
+        run_logged([sys.executable, "-c", code], dict(os.environ), tmp_path / "run.log", timeout=3)
+    assert time.monotonic() - start < 30
+    worker = int(pid_file.read_text())
+    for _ in range(50):  # the kill is delivered asynchronously
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, 9)
+        pytest.fail(f"worker process {worker} still runs after the time limit")

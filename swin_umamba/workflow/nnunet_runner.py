@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -107,6 +108,24 @@ def nnunet_environment(folders: Path | None = None, **extra: str | None) -> dict
     return env
 
 
+# nnU-Net's programs start worker processes that inherit the output pipe: on POSIX each program runs
+# in a process group of its own, and stopping it stops the whole group
+_OWN_GROUP = os.name == "posix"
+
+
+def _stop(proc: subprocess.Popen, sig: int) -> None:
+    """Send `sig` to the program and, on POSIX, to every process of its group."""
+    try:
+        if _OWN_GROUP:
+            os.killpg(proc.pid, sig)
+        elif sig == signal.SIGTERM:
+            proc.terminate()
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
+
+
 def run_logged(command: list[str], env: Mapping[str, str], log: Path,
                show: Callable[[str], str | None] | None = None, append: bool = False,
                timeout: float | None = None) -> float:
@@ -125,14 +144,15 @@ def run_logged(command: list[str], env: Mapping[str, str], log: Path,
         offset = stream.tell()
         try:
             proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+                                    stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+                                    start_new_session=_OWN_GROUP)
         except OSError as exc:
             raise CommandError(f"could not start {command[0]}: {exc}") from exc
         timed_out = threading.Event()
 
         def stop_at_time_limit():
             timed_out.set()
-            proc.kill()
+            _stop(proc, signal.SIGKILL if _OWN_GROUP else signal.SIGTERM)
 
         timer = threading.Timer(timeout, stop_at_time_limit) if timeout is not None else None
         if timer is not None:
@@ -148,12 +168,12 @@ def run_logged(command: list[str], env: Mapping[str, str], log: Path,
                 if shown is not None:
                     print(shown, flush=True)
             returncode = proc.wait()
-        except BaseException:  # Ctrl-C: do not leave nnU-Net running
-            proc.terminate()
+        except BaseException:  # Ctrl-C: do not leave nnU-Net or its workers running
+            _stop(proc, signal.SIGTERM)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _stop(proc, signal.SIGKILL if _OWN_GROUP else signal.SIGTERM)
             raise
         finally:
             if timer is not None:
