@@ -325,7 +325,7 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
     agreement = {row["backend"]: row for row in scan["agreement"]}
     assert agreement["triton"]["ok"] and agreement["torch"]["ok"]
     assert "needs CUDA" in agreement["mamba"]["error"]
-    assert {row["network"] for row in scan["rows"]} == set(bench_network.NETWORKS)
+    assert {row["network"] for row in scan["rows"]} == {*bench_network.NETWORKS, *bench_network3d.NETWORKS}
     for row in scan["rows"]:
         assert row["triton_fwdbwd_ms"] > 0 and row["torch_fwd_ms"] > 0 and row["verdict_fwd"] == "n/a"
 
@@ -335,6 +335,9 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
     assert {row["variant"] for row in cross["rows"]} == {"torch eager", "torch.compile", "fused Triton"}
     # the scan only moves values; the merge sums four directions, in another order in the kernel
     assert all(row["scan_max_abs_diff"] == 0 and row["merge_max_abs_diff"] < 1e-5 for row in cross["rows"])
+    rows_3d = [row for row in cross["rows"] if row["shape"].count("x") == 4]  # B x D x Z x H x W
+    assert rows_3d and {row["variant"] for row in rows_3d} == {"torch eager", "torch.compile"}
+    assert all(row["scan_fwdbwd_ms"] > 0 for row in rows_3d)
 
     rows = sections["training"]["rows"]
     by_key = {(r["network"], r["scan"], r["mode"]): r for r in rows}
@@ -344,6 +347,14 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
         assert by_key[key]["ms_per_iter"] > 0 and "error" not in by_key[key]
     swin_cpu = [r for r in rows if r["scan"] == "auto"]
     assert swin_cpu and all("ms_per_iter" in r for r in swin_cpu)
+    assert {len(r["patch"]) for r in swin_cpu} == {2, 3}  # a 2D and a 3D Swin-UMamba network trained
+    plain_3d = [r for r in rows if r["network"] == "PlainConvUNet" and len(r["patch"]) == 3]
+    assert plain_3d and all(r["ms_per_iter"] > 0 for r in plain_3d)
+
+    memory = sections["memory3d"]
+    assert memory["status"] == "ok" and set(memory["fits"]) == set(memory["points"])
+    assert all(len(points) >= 3 and points[0]["allocated_bytes"] > 0 for points in memory["points"].values())
+    assert all(fit["per_pixel_bytes"] > 0 for fit in memory["fits"].values())
     assert all(t["verdict"] == "n/a" for t in sections["training"]["targets"])
 
     counts = {(r["network"], r["scan"]): r for r in sections["compile_counts"]["rows"]}
@@ -354,9 +365,26 @@ def test_gpu_bench_dry_run_reports_every_section(tmp_path):
     train = sections["nnunet_train"]
     assert train["status"] == "skipped" and "dry run" in train["reason"]
     assert any("nnUNetv2_train" in c and nnunet_train.BENCH_TRAINER in c for c in train["commands"])
+    assert any("nnUNetv2_train" in c and "3d_fullres" in c for c in train["commands"])
 
     text = (tmp_path / "gpu_bench_dry_run.md").read_text()
     assert "## Selective scan" in text and "## Training targets" in text and "| SwinUMambaD |" in text
+
+
+def test_gpu_shape_cases_and_training_order():
+    from benchmarks.gpu import common, training
+
+    cases = {c.network: c for c in common.SHAPE_CASES}
+    case = cases["SwinUMamba3D"]
+    assert case.depth_strides == bench_network3d.depth_strides(case.patch, case.spacing)["SwinUMamba3D"]
+    assert case.dry().patch == (common.DRY_RUN_DEPTH, common.DRY_RUN_PATCH_SIDE, common.DRY_RUN_PATCH_SIDE)
+    assert case.dry().depth_strides == case.depth_strides and case.with_network("PlainConvUNet").depth_strides is None
+    configs = training.training_configs(True, common.SHAPE_CASES)
+    # the patches take turns: the first configuration of the 2D patch, then of the 3D one, ...
+    assert [len(c.patch) for c, *_ in configs[:4]] == [2, 3, 2, 3]
+    three_d = [(c.network, scan, compiled) for c, scan, compiled, _ in configs if len(c.patch) == 3]
+    assert three_d[-2:] == [("SwinUMamba3D", "triton", True), ("SwinUMambaD3D", "triton", True)]
+    assert ("PlainConvUNet", None, False) in three_d and len(configs) == len(set(configs))
 
 
 def _benchmark_sources() -> list[Path]:

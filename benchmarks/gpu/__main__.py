@@ -35,8 +35,8 @@ def parse_args(argv=None):
                         default=["float32", "float16"], help="dtypes of u, delta, B, C (default: %(default)s)")
     parser.add_argument("--compile-backend", default=None,
                         help="torch.compile backend (default: inductor on CUDA, eager on the CPU)")
-    parser.add_argument("--train-reserve-s", type=float, default=150.0,
-                        help="seconds of the budget the training section leaves to nnunet_train (default %(default)s)")
+    parser.add_argument("--train-reserve-s", type=float, default=240.0,
+                        help="seconds of the budget the training and memory3d sections leave to nnunet_train (default %(default)s)")
     parser.add_argument("--train-timeout-s", type=float, default=300.0,
                         help="at most this long for each nnU-Net command (default %(default)s)")
     args = parser.parse_args(argv)

@@ -18,23 +18,56 @@ NUM_CLASSES = 14  # 13 abdominal organs + background, as the AbdomenMR task
 # nnU-Net 2.8.1's 2d plan (PlainConvUNet) for a synthetic dataset of 8 single-channel 60x256x256
 # volumes, 3 labels, spacing 1x1x5, planned with nnUNetv2_plan_and_preprocess -c 2d
 PLAIN_UNET_PLANNED_BATCH = 24
+NNUNET_MIN_BATCH = 2  # nnU-Net never plans less; its 3d_fullres plans of large patches keep this
 DRY_RUN_PATCH_SIDE = 32
+DRY_RUN_DEPTH = 16  # a dry run's 3D patch: DRY_RUN_DEPTH x DRY_RUN_PATCH_SIDE x DRY_RUN_PATCH_SIDE
+# the 3D case: a 3d_fullres patch of an anisotropic volume; nnU-Net's pooling plan for it gives the depth strides
+PATCH_3D = (64, 160, 160)
+SPACING_3D = (2.5, 0.8, 0.8)
 
 
 @dataclass(frozen=True)
 class ShapeCase:
     """One network at one patch: the scans, cross-scans and training iterations it runs are measured.
-    ``patch`` is the full-size patch; a dry run shrinks every side to DRY_RUN_PATCH_SIDE."""
+    ``patch`` is the full-size patch; a dry run shrinks it (``dry``). A 3D case also has the voxel
+    ``spacing`` its depth strides (and PlainConvUNet's topology) come from, as nnU-Net plans them."""
 
-    network: str  # a class name of bench_network.NETWORKS
+    network: str  # a class name of bench_network.NETWORKS or bench_network3d.NETWORKS, or PlainConvUNet
     patch: tuple[int, ...]
+    spacing: tuple[float, ...] | None = None
+    depth_strides: tuple[int, ...] | None = None
 
     def label(self) -> str:
         return f"{self.network} {'x'.join(map(str, self.patch))}"
 
+    def build(self, num_classes: int, deep_supervision: bool):
+        return bench_network.build_network(self.network, self.patch, num_classes, deep_supervision,
+                                           spacing=self.spacing, depth_strides=self.depth_strides)
 
-# every case the sections measure; another patch (3D, a larger 2D one) is one more entry
-SHAPE_CASES = [ShapeCase(network, (256, 256)) for network in bench_network.NETWORKS]
+    def with_network(self, network: str) -> "ShapeCase":
+        """The same patch for another network (PlainConvUNet: no depth strides)."""
+        strides = None if network == "PlainConvUNet" else self.depth_strides
+        return ShapeCase(network, self.patch, self.spacing, strides)
+
+    def with_patch(self, patch: tuple[int, ...]) -> "ShapeCase":
+        return ShapeCase(self.network, tuple(patch), self.spacing, self.depth_strides)
+
+    def dry(self) -> "ShapeCase":
+        if len(self.patch) == 3:
+            return self.with_patch((DRY_RUN_DEPTH, DRY_RUN_PATCH_SIDE, DRY_RUN_PATCH_SIDE))
+        return self.with_patch((DRY_RUN_PATCH_SIDE,) * len(self.patch))
+
+
+def cases_3d(patch=PATCH_3D, spacing=SPACING_3D) -> list[ShapeCase]:
+    """The 3D networks at ``patch``, with the depth strides the trainers derive for it at ``spacing``."""
+    from benchmarks import bench_network3d
+
+    strides = bench_network3d.depth_strides(patch, spacing)
+    return [ShapeCase(network, tuple(patch), tuple(spacing), strides[network]) for network in bench_network3d.NETWORKS]
+
+
+# every case the sections measure; another patch (a larger 2D one) is one more entry
+SHAPE_CASES = [ShapeCase(network, (256, 256)) for network in bench_network.NETWORKS] + cases_3d()
 
 
 class Budget:
@@ -70,11 +103,11 @@ class Settings:
         self.triton_interpreter = None  # how Triton runs CPU tensors, when it does
         cases = SHAPE_CASES if cases is None else cases
         if args.patch is not None:
-            cases = [ShapeCase(c.network, (args.patch,) * len(c.patch)) for c in cases]
-        self.cases = [ShapeCase(c.network, (DRY_RUN_PATCH_SIDE,) * len(c.patch)) if self.dry else c for c in cases]
+            cases = [c.with_patch((args.patch,) * len(c.patch)) for c in cases]
+        self.cases = [c.dry() if self.dry else c for c in cases]
 
     def batch(self, network: str, patch: tuple[int, ...]) -> int:
-        return 2 if self.dry else planned_batch(network, patch)
+        return NNUNET_MIN_BATCH if self.dry else planned_batch(network, patch)
 
     def scan_shape(self, kd: int, length: int) -> tuple[int, int]:
         """Dry run: at most 8 channels and 16 steps (Triton's interpreter is slow)."""
@@ -82,39 +115,24 @@ class Settings:
 
 
 def planned_batch(network: str, patch: tuple[int, ...]) -> int:
-    """The batch size of the network's plans for ``patch`` and NUM_CLASSES classes."""
+    """The batch size of the network's plans for ``patch`` and NUM_CLASSES classes (3D: PlainConvUNet
+    and, where the memory model allows no more, ours at nnU-Net's least, NNUNET_MIN_BATCH)."""
     if network == "PlainConvUNet":
-        return PLAIN_UNET_PLANNED_BATCH
-    from swin_umamba.network_registry import NETWORKS
+        return PLAIN_UNET_PLANNED_BATCH if len(patch) == 2 else NNUNET_MIN_BATCH
     from swin_umamba.nnunet_plans.memory_model import GIB, load_memory_model
     from swin_umamba.nnunet_plans.planner import DEFAULT_GPU_MEMORY_TARGET_GB
+    from swin_umamba.network_registry import network_of_class
 
-    name = next(n.name for n in NETWORKS.values() if n.class_name == network)
+    name = network_of_class(network).name
     batch = load_memory_model().max_batch_size(name, list(patch), NUM_CLASSES, DEFAULT_GPU_MEMORY_TARGET_GB * GIB)
-    return max(batch, 2)  # nnU-Net's smallest batch
+    return max(batch, NNUNET_MIN_BATCH)
 
 
 @functools.lru_cache(maxsize=None)
-def recorded_scan_calls(network: str, patch: tuple[int, ...]) -> tuple:
-    """(batch, KD, L, G, N) of every selective scan of one forward of ``network`` at ``patch``, batch 1,
-    recorded with the no-cost scan stand-in."""
-    import swin_umamba.nets.vmamba as vmamba
-
-    calls = []
-
-    def recording(u, delta, A, B, *args, **kwargs):
-        calls.append((u.shape[0], u.shape[1], u.shape[2], B.shape[1] if B.dim() == 4 else 1, A.shape[1]))
-        return bench_network.floor_scan(u, delta, A, B, *args, **kwargs)
-
-    net = bench_network.build_network(network, patch, 4, deep_supervision=False).eval()
-    saved = vmamba.selective_scan
-    vmamba.selective_scan = recording
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, bench_network.IN_CHANNELS, *patch))
-    finally:
-        vmamba.selective_scan = saved
-    return tuple(calls)
+def recorded_scan_calls(case: ShapeCase) -> tuple:
+    """(batch, KD, L, G, N) of every selective scan of one forward of the case's network, batch 1."""
+    net = case.build(4, deep_supervision=False).eval()
+    return tuple(bench_network.record_scan_calls(net, torch.zeros(1, bench_network.IN_CHANNELS, *case.patch)))
 
 
 def scan_shapes(settings) -> list[dict]:
@@ -122,7 +140,7 @@ def scan_shapes(settings) -> list[dict]:
     (a dry run: the longest scan of each case only)."""
     shapes = []
     for case in settings.cases:
-        calls = Counter((kd, length, g, n) for _, kd, length, g, n in recorded_scan_calls(case.network, case.patch))
+        calls = Counter((kd, length, g, n) for _, kd, length, g, n in recorded_scan_calls(case))
         ordered = sorted(calls.items(), key=lambda item: -item[0][1])
         for (kd, length, g, n), count in ordered[:1] if settings.dry else ordered:
             kd_run, l_run = settings.scan_shape(kd, length)

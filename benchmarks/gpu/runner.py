@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from benchmarks import REPOSITORY_ROOT, timing
-from benchmarks.gpu import compile_counts, cross_scan, nnunet_train, scan, training
+from benchmarks.gpu import compile_counts, cross_scan, memory3d, nnunet_train, scan, training
 from benchmarks.gpu.common import Budget, Run, error_text
 from swin_umamba.fileio import write_text_atomic
 
-SECTIONS = (scan, cross_scan, training, compile_counts, nnunet_train)  # in the order they run
+SECTIONS = (scan, cross_scan, training, compile_counts, memory3d, nnunet_train)  # in the order they run
 SECTION_NAMES = tuple(s.NAME for s in SECTIONS)
 # one dated folder per run, as benchmarks/gpu_results/README.md lists them
 DEFAULT_OUT = REPOSITORY_ROOT / "benchmarks" / "gpu_results" / f"{datetime.date.today().isoformat()}_gpu_bench"

@@ -15,8 +15,8 @@ from collections import Counter
 
 import torch
 
-from benchmarks import bench_network, timing
-from benchmarks.gpu.common import NUM_CLASSES, error_text, release, scan_backend_env, sync
+from benchmarks import timing
+from benchmarks.gpu.common import NUM_CLASSES, ShapeCase, error_text, release, scan_backend_env, sync
 from swin_umamba.network_registry import SWIN_UMAMBA
 
 NAME = "training"
@@ -26,30 +26,36 @@ COMPILE_COUNT_ITERS = 3
 BINDING_NETWORK = SWIN_UMAMBA.class_name  # the network whose targets decide
 
 
-def training_configs(cuda: bool, cases) -> list[tuple[str, tuple, str | None, bool, str]]:
-    """(network, patch, scan backend or None, compiled, why it is skipped or "") in the order they run:
-    what the targets compare first, so that a short budget still measures them. PlainConvUNet runs at
-    the patch of each case (once per distinct patch)."""
+def training_configs(cuda: bool, cases) -> list[tuple[ShapeCase, str | None, bool, str]]:
+    """(case, scan backend or None, compiled, why it is skipped or "") in the order they run: what the
+    targets compare first, so that a short budget still measures them, the patches taking turns (each
+    patch's first configuration, then each one's second, ...). PlainConvUNet runs at the patch of each
+    case (once per distinct patch); a 3D patch runs eager only, compiled Triton last."""
     by_patch = {}
     for case in cases:
-        by_patch.setdefault(case.patch, []).append(case.network)
-    configs = []
-    for patch, swin in by_patch.items():
-        configs += [(net, patch, *rest) for net, *rest in _configs_of_one_patch(swin, cuda)]
-    return configs
+        by_patch.setdefault(case.patch, []).append(case)
+    per_patch = [_configs_of_one_patch(swin, cuda) for swin in by_patch.values()]
+    return [configs[i] for i in range(max(map(len, per_patch))) for configs in per_patch if i < len(configs)]
 
 
-def _configs_of_one_patch(swin: list[str], cuda: bool) -> list[tuple[str, str | None, bool, str]]:
+def _configs_of_one_patch(swin: list[ShapeCase], cuda: bool) -> list[tuple[ShapeCase, str | None, bool, str]]:
     needs = "" if cuda else "needs CUDA"
+    plain = swin[0].with_network("PlainConvUNet")
+    if len(swin[0].patch) == 3:
+        configs = [(case, scan, False, needs) for case in swin for scan in ("mamba", "triton")]
+        configs.append((plain, None, False, ""))
+        if not cuda:
+            configs.append((swin[-1], "auto", False, ""))
+        return configs + [(case, "triton", True, needs) for case in swin]
     configs = []
-    for net in swin:
-        configs += [(net, "mamba", False, needs), (net, "triton", True, needs)]
-    configs += [("PlainConvUNet", None, False, ""), ("PlainConvUNet", None, True, "")]
-    for net in swin:
-        configs += [(net, "triton", False, needs), (net, "torch", False, needs)]
+    for case in swin:
+        configs += [(case, "mamba", False, needs), (case, "triton", True, needs)]
+    configs += [(plain, None, False, ""), (plain, None, True, "")]
+    for case in swin:
+        configs += [(case, "triton", False, needs), (case, "torch", False, needs)]
     if not cuda:  # the CPU's own backend, so that a dry run trains a Swin-UMamba network too
         configs.append((swin[-1], "auto", False, ""))
-    configs += [(net, "mamba", True, needs) for net in swin]
+    configs += [(case, "mamba", True, needs) for case in swin]
     return configs
 
 
@@ -82,11 +88,12 @@ def compile_counts() -> dict:
             "graph_break_reasons": dict(Counter(breaks).most_common(5))}
 
 
-def train_iteration(settings, network: str, patch: tuple[int, ...], scan: str | None, compiled: bool) -> dict:
+def train_iteration(settings, case: ShapeCase, scan: str | None, compiled: bool) -> dict:
     from torch._dynamo.utils import counters
 
     from swin_umamba.ops import dispatch
 
+    network, patch = case.network, case.patch
     device, batch = settings.device, settings.batch(network, patch)
     row = {"network": network, "patch": list(patch), "scan": scan, "mode": "compiled" if compiled else "eager",
            "batch": batch,
@@ -94,7 +101,9 @@ def train_iteration(settings, network: str, patch: tuple[int, ...], scan: str | 
     torch._dynamo.reset()
     counters.clear()
     torch.manual_seed(0)
-    net = bench_network.build_network(network, patch, NUM_CLASSES, deep_supervision=True).to(device)
+    net = case.build(NUM_CLASSES, deep_supervision=True).to(device)
+    if case.depth_strides is not None:
+        row["depth_strides"] = list(case.depth_strides)
     if scan is not None:
         row["scan_used"] = dispatch.selective_scan_backend(device, 16)
         if scan != "auto" and row["scan_used"] != scan:
@@ -171,8 +180,9 @@ def run(ctx, result) -> None:
     result.update(cases=[c.label() for c in settings.cases], num_classes=NUM_CLASSES, warmup=settings.warmup,
                   iters=settings.iters, compile_backend=settings.compile_backend,
                   batches={f"{n} {'x'.join(map(str, p))}": settings.batch(n, p)
-                           for n, p in dict.fromkeys((c[0], c[1]) for c in configs)}, rows=[])
-    for network, patch, scan, compiled, skip in configs:
+                           for n, p in dict.fromkeys((c[0].network, c[0].patch) for c in configs)}, rows=[])
+    for case, scan, compiled, skip in configs:
+        network, patch = case.network, case.patch
         base = {"network": network, "patch": list(patch), "scan": scan, "mode": "compiled" if compiled else "eager"}
         if skip:
             row = {**base, "error": f"skipped: {skip}"}
@@ -181,7 +191,7 @@ def run(ctx, result) -> None:
         else:
             try:
                 with scan_backend_env(scan if scan != "auto" else None):
-                    row = train_iteration(settings, network, patch, scan, compiled)
+                    row = train_iteration(settings, case, scan, compiled)
             except Exception as exc:
                 row = {**base, "error": error_text(exc), "traceback": traceback.format_exc(limit=8)}
             release(settings.device)
