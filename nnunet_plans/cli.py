@@ -14,18 +14,22 @@ from swin_umamba.network_registry import NETWORKS, SWIN_UMAMBA
 
 # both networks share one stride; the planner reads each network's own
 STRIDE = " x ".join(map(str, SWIN_UMAMBA.stride))
+# nnU-Net's configurations with preprocessed data of their own
+PREPROCESSED_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 
 DESCRIPTION = (
-    "Plan the 2D configuration of an nnU-Net dataset for Swin-UMamba: nnU-Net's spacing, normalisation and "
-    f"resampling; the patch size rounded to multiples of the network's stride ({STRIDE}); the batch size from a memory model of the network "
-    "for the given GPU memory target. Extracts the dataset fingerprint first when it is missing. Then train with "
-    f"nnUNetv2_train DATASET 2d FOLD -p PLANS -tr {SWIN_UMAMBA.trainer}."
+    "Plan an nnU-Net dataset for Swin-UMamba: nnU-Net's configurations (2d; for 3D data 3d_fullres, and "
+    "3d_lowres with the cascade where nnU-Net plans them), spacing, normalisation and resampling; the patch size "
+    f"rounded to multiples of the network's stride ({STRIDE} in-plane; along depth, the product of the 3D network's "
+    "depth strides, derived from nnU-Net's pooling and recorded in the plans); the batch size from a memory model "
+    "of the network for the given GPU memory target. Extracts the dataset fingerprint first when it is missing. "
+    f"Then train with nnUNetv2_train DATASET CONFIGURATION FOLD -p PLANS -tr {SWIN_UMAMBA.trainer}."
 )
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("plan", help=f"nnU-Net plans for Swin-UMamba (2D, patch a multiple of {STRIDE}, "
-                                           "batch from a memory model)", description=DESCRIPTION)
+    p = subparsers.add_parser("plan", help=f"nnU-Net plans for Swin-UMamba (2D and 3D, patch a multiple of the "
+                                           "network's stride, batch from a memory model)", description=DESCRIPTION)
     p.add_argument("-d", "--dataset", required=True,
                    help="dataset id or name in $nnUNet_raw, e.g. 702 or Dataset702_AbdomenMR")
     p.add_argument("--network", choices=sorted(NETWORKS), default=SWIN_UMAMBA.name,
@@ -41,7 +45,8 @@ def add_parser(subparsers) -> None:
                    help="memory model JSON (default: the one shipped beside the planner); "
                         "see benchmarks/measure_memory.py")
     p.add_argument("--preprocess", action="store_true",
-                   help="also run nnU-Net's preprocessing of the 2d configuration with these plans")
+                   help="also run nnU-Net's preprocessing of the planned configurations (2d, 3d_fullres, 3d_lowres) "
+                        "with these plans")
     p.add_argument("-np", type=int, default=None, dest="num_processes",
                    help="processes for preprocessing (default: nnU-Net's default_num_processes)")
     p.add_argument("-npfp", type=int, default=None, dest="num_processes_fingerprint",
@@ -104,20 +109,26 @@ def run(args: argparse.Namespace) -> int:
     plans_name = args.plans_name or default_plans_name(args.network)
     planner = SwinUMambaPlanner(dataset_id, gpu_memory_target_in_gb=target, plans_name=plans_name,
                                 network=args.network, memory_model=memory_model)
-    planner.plan_experiment()
-    print()
-    print(explain(planner.report))
+    plans = planner.plan_experiment()
+    for configuration, report in planner.reports.items():
+        print()
+        print(f"[{configuration}]")
+        print(explain(report))
     print(f"  plans: {join(nnUNet_preprocessed, dataset_name, plans_name + '.json')}")
 
+    # the configurations with data of their own (the cascade's 3d_cascade_fullres reads 3d_fullres's)
+    configurations = [c for c in PREPROCESSED_CONFIGURATIONS if c in plans["configurations"]]
     if args.preprocess:
         print()
-        preprocess_dataset(dataset_id, plans_name, configurations=["2d"],
-                           num_processes=[args.num_processes or default_num_processes], verbose=False)
+        preprocess_dataset(dataset_id, plans_name, configurations=configurations,
+                           num_processes=[args.num_processes or default_num_processes] * len(configurations),
+                           verbose=False)
     trainer = NETWORKS[args.network].trainer
     print()
     if not args.preprocess:
-        print(f"Next: nnUNetv2_preprocess -d {dataset_id} -plans_name {plans_name} -c 2d "
+        print(f"Next: nnUNetv2_preprocess -d {dataset_id} -plans_name {plans_name} -c {' '.join(configurations)} "
               f"(or rerun with --preprocess)")
-    print(f"Train: nnUNetv2_train {dataset_id} 2d FOLD -p {plans_name} -tr {trainer}")
-    print(f"Predict: nnUNetv2_predict -i IN -o OUT -d {dataset_id} -c 2d -p {plans_name} -tr {trainer}")
+    names = "|".join(plans["configurations"])
+    print(f"Train: nnUNetv2_train {dataset_id} {names} FOLD -p {plans_name} -tr {trainer}")
+    print(f"Predict: nnUNetv2_predict -i IN -o OUT -d {dataset_id} -c {names} -p {plans_name} -tr {trainer}")
     return 0

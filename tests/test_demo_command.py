@@ -28,6 +28,23 @@ def test_defaults_and_options():
         ("./swin_umamba_demo", "0", False, None, None)
     args = parse("--workdir", "w", "--fold", "all", "--overwrite", "--epochs", "3", "--iterations", "5")
     assert (args.workdir, args.fold, args.overwrite, args.epochs, args.iterations) == ("w", "all", True, 3, 5)
+    assert parse().configuration == "2d" and parse("--configuration", "3d_fullres").configuration == "3d_fullres"
+
+
+def test_each_configuration_has_its_embedded_dataset_and_length(tmp_path):
+    from swin_umamba.demo import steps as demo_steps
+    from swin_umamba.trainers.demo import DEMO_3D_EPOCHS, DEMO_EPOCHS, demo_length
+
+    for configuration, dataset in layout.DEMO_DATASETS.items():
+        assert layout.dataset_source(configuration).is_dir()
+        assert layout.dataset_source(configuration).name == dataset.name
+        assert dataset.name.startswith(f"Dataset{dataset.dataset_id}_")
+        model = demo_steps.demo_model(configuration)
+        assert (model.dataset, model.configuration) == (dataset.dataset_id, configuration)
+    raw = demo_steps.copy_dataset(tmp_path, "3d_fullres")
+    assert raw.name == "Dataset992_DemoAbdomenMR3D" and (raw / "imagesTs").is_dir()
+    assert demo_length("2d")[0] == DEMO_EPOCHS and demo_length("3d_fullres")[0] == DEMO_3D_EPOCHS
+    assert demo_length("3d_fullres", 7, 2) == (7, 2)
 
 
 @pytest.mark.parametrize("argv", [["--fold", "5"], ["--epochs", "0"], ["--iterations", "x"]])
@@ -45,10 +62,11 @@ def test_help_lists_the_options(capsys):
     text = capsys.readouterr().out
     for option in ("--workdir", "--overwrite", "--fold", "--epochs", "--iterations"):
         assert option in text
-    from swin_umamba.trainers.demo import DEMO_EPOCHS, DEMO_ITERATIONS
+    from swin_umamba.trainers.demo import DEMO_3D_EPOCHS, DEMO_3D_ITERATIONS, DEMO_EPOCHS, DEMO_ITERATIONS
 
     flat = " ".join(text.split())
-    assert f"trainer's, {DEMO_EPOCHS})" in flat and f"trainer's, {DEMO_ITERATIONS})" in flat
+    assert f"trainer's, {DEMO_EPOCHS} in 2d, {DEMO_3D_EPOCHS} in 3d_fullres)" in flat
+    assert f"trainer's, {DEMO_ITERATIONS} in 2d, {DEMO_3D_ITERATIONS} in 3d_fullres)" in flat
 
 
 def test_non_empty_workdir_is_refused(tmp_path, capsys):
@@ -172,6 +190,26 @@ def test_overlay_png(tmp_path):
     # the liver's colour (red) is blended into the picture: some pixels are clearly reddish
     reddish = (picture[..., 0] - picture[..., 1] > 60) & (picture[..., 0] - picture[..., 2] > 60)
     assert reddish.sum() > 100
+
+
+def test_a_volume_overlay_shows_its_organ_richest_slice(tmp_path):
+    pytest.importorskip("matplotlib")
+    import SimpleITK as sitk
+
+    from swin_umamba.demo import steps as demo_steps
+
+    image, gt, pred = _synthetic_case()
+    volume_gt = np.stack([np.zeros_like(gt), gt, gt * (gt == 1)])
+    assert demo_steps.overlay_slice(volume_gt) == 1
+    raw = tmp_path / "raw"
+    (raw / "imagesTs").mkdir(parents=True)
+    (raw / "dataset.json").write_text('{"file_ending": ".nii.gz"}')
+    sitk.WriteImage(sitk.GetImageFromArray(np.stack([image] * 3)), str(raw / "imagesTs" / "v_0000.nii.gz"))
+    volume_pred = np.stack([pred] * 3)
+    scores = scoring.Scores(["v"], CLASSES, labels.dice_table({"v": volume_gt}, {"v": volume_pred}, CLASSES),
+                            {"v": volume_gt}, {"v": volume_pred})
+    demo_steps.write_overlays(raw, scores, tmp_path / "overlays")
+    assert (tmp_path / "overlays" / "v.png").stat().st_size > 1000
 
 
 def test_class_names_skip_background():

@@ -232,7 +232,7 @@ def compared(workspace, planned):
 def test_plan_patch_is_multiple_of_32_close_to_nnunet(planned):
     config = planned["plans"]["configurations"]["2d"]
     info = config["swin_umamba_planning"]
-    assert set(planned["plans"]["configurations"]) == {"2d"}, "3D configurations must not be planned"
+    assert set(planned["plans"]["configurations"]) == {"2d"}, "a 2D data set has only the 2d configuration"
     patch, nnunet_patch, median = config["patch_size"], info["nnunet_patch_size"], info["median_image_size_in_voxels"]
     assert all(p % 32 == 0 for p in patch)
     assert all(abs(p - q) <= 16 for p, q in zip(patch, nnunet_patch)), (patch, nnunet_patch)

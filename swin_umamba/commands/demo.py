@@ -11,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from swin_umamba.demo.layout import (CONFIGURATION, CSV_NAME, DATASET_NAME, LOG_NAME, OVERLAYS, PREDICTIONS, TRAINER,
+from swin_umamba.demo.layout import (CONFIGURATION, CSV_NAME, DEMO_DATASETS, LOG_NAME, OVERLAYS, PREDICTIONS, TRAINER,
                                      DemoError, child_environment, prepare_workdir)
 from swin_umamba.workflow.errors import WorkflowError
 from swin_umamba.workflow.nnunet_runner import CommandError, CommandFailed, format_seconds
@@ -22,7 +22,8 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     workdir = Path(args.workdir).expanduser().resolve()
     fold = args.fold
-    configuration = CONFIGURATION
+    configuration = args.configuration
+    dataset = DEMO_DATASETS[configuration]
     log_path = workdir / LOG_NAME
     steps = StepCounter(6)
 
@@ -39,19 +40,18 @@ def run_demo(args: argparse.Namespace) -> int:
         say(f"Selective scan on CPU: {backend}{note}")
 
         steps.begin(f"copying the demo dataset to {workdir / 'nnUNet_raw'} ...")
-        raw = demo_steps.copy_dataset(workdir)
+        raw = demo_steps.copy_dataset(workdir, configuration)
         steps.done()
 
         steps.begin("nnU-Net planning and preprocessing (nnUNetv2_plan_and_preprocess) ...")
         demo_steps.plan(env, log_path, configuration)
         steps.done()
 
-        from swin_umamba.trainers.demo import DEMO_EPOCHS, DEMO_ITERATIONS
+        from swin_umamba.trainers.demo import demo_length
 
-        epochs = args.epochs or DEMO_EPOCHS
-        iterations = args.iterations or DEMO_ITERATIONS
-        steps.begin(f"training {TRAINER} on CPU, fold {fold}: {epochs} epochs x {iterations} steps "
-                    f"(nnUNetv2_train) ...")
+        epochs, iterations = demo_length(configuration, args.epochs, args.iterations)
+        steps.begin(f"training {TRAINER} ({configuration}) on CPU, fold {fold}: {epochs} epochs x {iterations} "
+                    f"steps (nnUNetv2_train) ...")
         demo_steps.train(env, log_path, configuration, fold, epochs, list(scoring.dataset_classes(raw).values()))
         steps.done()
 
@@ -91,7 +91,7 @@ def run_demo(args: argparse.Namespace) -> int:
     say(f"  Dice table (CSV):      {csv_path}")
     say(f"  overlay images:        {overlay_dir}/<case>.png ({len(scores.cases)} files)")
     say(f"  predicted label maps:  {pred_dir}")
-    say(f"  trained model:         {workdir / 'nnUNet_results' / DATASET_NAME}")
+    say(f"  trained model:         {workdir / 'nnUNet_results' / dataset.name}")
     say(f"  full log:              {log_path}")
     say(f"Total time: {format_seconds(time.perf_counter() - started)}")
     return 0
@@ -119,7 +119,7 @@ WHAT_THE_FIGURES_MEAN = (
     "The liver, the largest organ, is learnt first; the spleen, small and in few slices, usually stays "
     "near 0 at the default length. More epochs (--epochs) give every organ more steps; real results come "
     "from nnUNetTrainerSwinUMamba's full schedule. The epoch lines' pseudo Dice is nnU-Net's estimate on a "
-    "few random patches of the fold's validation slices; the table is the Dice on the held-out test slices."
+    "few random patches of the fold's validation cases; the table is the Dice on the held-out test cases."
 )
 
 
@@ -127,9 +127,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "demo",
         help="run the CPU demo: plan, train briefly, predict and score the embedded abdominal MR dataset",
-        description="Runs nnU-Net's own commands on the demo dataset that ships with swin-umamba "
-        f"({DATASET_NAME}: 16 training and 4 test 2D MR slices; liver, spleen, kidneys, stomach): "
-        f"plan and preprocess, train {TRAINER} for a few minutes on CPU, predict the test slices, "
+        description="Runs nnU-Net's own commands on a demo dataset that ships with swin-umamba "
+        + "; ".join(f"({d.name}: {d.description}, for --configuration {c})" for c, d in DEMO_DATASETS.items())
+        + "; liver, spleen, kidneys, stomach: "
+        f"plan and preprocess, train {TRAINER} for a few minutes on CPU, predict the test cases, "
         "print Dice per class and write overlay PNGs. Needs no environment variables and no downloads. "
         "The default run (see --epochs and --iterations; from random weights) shows that every step works; "
         "it is too short to segment every organ: the spleen usually stays near Dice 0.",
@@ -140,12 +141,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="reuse a non-empty --workdir, replacing the demo's earlier outputs in it "
                    "(other files are left alone)")
+    p.add_argument("--configuration", choices=list(DEMO_DATASETS), default=CONFIGURATION,
+                   help="nnU-Net configuration: 2d (the 2D slices, Dataset990) or 3d_fullres (the 3D network on the "
+                   "3D volumes, Dataset992; each step costs seconds on a CPU, so the run is shorter); "
+                   "default: %(default)s")
     p.add_argument("--fold", type=_fold, default="0",
                    help="nnU-Net fold to train: 0-4 (trains on 4/5 of the training slices) or all; "
                    "default: %(default)s")
     # the defaults live in swin_umamba/trainers/demo.py (not imported here: it loads torch and nnU-Net)
     p.add_argument("--epochs", type=_positive_int, default=None,
-                   help="number of epochs (default: the demo trainer's, 10); the learning rate schedule spans them")
+                   help="number of epochs (default: the demo trainer's, 10 in 2d, 4 in 3d_fullres); the learning "
+                   "rate schedule spans them")
     p.add_argument("--iterations", type=_positive_int, default=None,
-                   help="training steps per epoch (default: the demo trainer's, 20)")
+                   help="training steps per epoch (default: the demo trainer's, 20 in 2d, 5 in 3d_fullres)")
     p.set_defaults(func=run_demo)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from swin_umamba.environment import (AUGMENTATION_WORKERS_VAR, DEFAULT_WORKERS_VAR, DEMO_EPOCHS_VAR,
@@ -17,10 +18,28 @@ from swin_umamba.environment import (AUGMENTATION_WORKERS_VAR, DEFAULT_WORKERS_V
 from swin_umamba.network_registry import DEMO_TRAINER
 from swin_umamba.workflow.nnunet_runner import NNUNET_FOLDERS, nnunet_environment
 
-DATASET_ID = 990
-DATASET_NAME = "Dataset990_DemoAbdomenMR"
 TRAINER = DEMO_TRAINER
-CONFIGURATION = "2d"
+
+
+@dataclass(frozen=True)
+class DemoDataset:
+    """An embedded data set (swin_umamba/demo_data/<name>) and the nnU-Net configuration the demo trains on it."""
+
+    dataset_id: int
+    name: str
+    configuration: str
+    description: str
+
+
+# `swin-umamba demo --configuration`: the 2D demo on axial slices, the 3D demo on 6 mm slabs of the same subject
+DEMO_DATASETS = {d.configuration: d for d in (
+    DemoDataset(990, "Dataset990_DemoAbdomenMR", "2d", "16 training and 4 test 2D MR slices"),
+    DemoDataset(992, "Dataset992_DemoAbdomenMR3D", "3d_fullres",
+                "5 training and 1 test 3D MR volumes of 8 slices, 6 x 3 x 3 mm"),
+)}
+CONFIGURATION = "2d"  # the default
+DATASET_ID = DEMO_DATASETS[CONFIGURATION].dataset_id
+DATASET_NAME = DEMO_DATASETS[CONFIGURATION].name
 LOG_NAME = "demo.log"
 CSV_NAME = "dice.csv"
 PREDICTIONS = "predictions"
@@ -33,9 +52,9 @@ class DemoError(RuntimeError):
     """A step of the demo failed; the message says what to do."""
 
 
-def dataset_source() -> Path:
-    """The dataset shipped inside the package."""
-    return Path(__file__).resolve().parent.parent / "demo_data" / DATASET_NAME
+def dataset_source(configuration: str = CONFIGURATION) -> Path:
+    """The dataset shipped inside the package for the demo of `configuration`."""
+    return Path(__file__).resolve().parent.parent / "demo_data" / DEMO_DATASETS[configuration].name
 
 
 def prepare_workdir(workdir: Path, overwrite: bool) -> None:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from swin_umamba.demo.layout import DATASET_ID, DATASET_NAME, TRAINER, dataset_source
+from swin_umamba.demo.layout import DEMO_DATASETS, TRAINER, dataset_source
 from swin_umamba.demo.overlay import write_overlay
 from swin_umamba.demo.scoring import Scores, read_image
 from swin_umamba.environment import NNUNET_RESULTS_VAR
@@ -24,23 +24,24 @@ WORKERS = 1  # processes of planning and of prediction: a small CPU gains nothin
 
 
 def demo_model(configuration: str) -> NnUNetModel:
-    """The demo trainer's model of `configuration` on the embedded dataset."""
-    return NnUNetModel(DATASET_ID, configuration, TRAINER, DEFAULT_PLANS)
+    """The demo trainer's model of `configuration` on its embedded dataset."""
+    return NnUNetModel(DEMO_DATASETS[configuration].dataset_id, configuration, TRAINER, DEFAULT_PLANS)
 
 
-def copy_dataset(workdir: Path) -> Path:
-    """The embedded dataset copied into workdir/nnUNet_raw (the other nnU-Net folders created); its path."""
+def copy_dataset(workdir: Path, configuration: str) -> Path:
+    """The embedded dataset of `configuration` copied into workdir/nnUNet_raw (the other nnU-Net folders
+    created); its path."""
     raw_folder, *others = NNUNET_FOLDERS
-    raw = workdir / raw_folder / DATASET_NAME
-    shutil.copytree(dataset_source(), raw)
+    raw = workdir / raw_folder / DEMO_DATASETS[configuration].name
+    shutil.copytree(dataset_source(configuration), raw)
     for name in others:
         (workdir / name).mkdir(parents=True, exist_ok=True)
     return raw
 
 
 def plan(env: dict[str, str], log: Path, configuration: str) -> None:
-    run_logged(nnunet_commands.plan_and_preprocess_command(DATASET_ID, [configuration], workers=WORKERS), env, log,
-               append=True)
+    run_logged(nnunet_commands.plan_and_preprocess_command(DEMO_DATASETS[configuration].dataset_id, [configuration],
+                                                           workers=WORKERS), env, log, append=True)
 
 
 def train(env: dict[str, str], log: Path, configuration: str, fold: str, epochs: int,
@@ -53,7 +54,7 @@ def train(env: dict[str, str], log: Path, configuration: str, fold: str, epochs:
 def check_inputs(workdir: Path, raw: Path, configuration: str, fold: str) -> int:
     """The test images and the trained fold's final checkpoint, as `swin-umamba check-inputs` checks them
     (InputsNotUsable naming every bad file). Returns the number of cases."""
-    model = demo_model(configuration).folder(workdir / NNUNET_RESULTS_VAR, DATASET_NAME)
+    model = demo_model(configuration).folder(workdir / NNUNET_RESULTS_VAR, DEMO_DATASETS[configuration].name)
     return check_before_predicting(raw / IMAGES_TS, {model: CHECKPOINT_FINAL}, [fold])
 
 
@@ -63,10 +64,21 @@ def predict(env: dict[str, str], log: Path, raw: Path, predictions: Path, config
                env, log, append=True)
 
 
+def overlay_slice(labels) -> int:
+    """The slice (first axis) of a volume's ground truth with the most labelled voxels: the organ-richest view."""
+    import numpy as np
+
+    return int(np.argmax((np.asarray(labels) > 0).reshape(len(labels), -1).sum(1)))
+
+
 def write_overlays(raw: Path, scores: Scores, folder: Path) -> None:
-    """overlays/<case>.png for every scored case."""
+    """overlays/<case>.png for every scored case; of a volume, its organ-richest slice (Dice of the volume)."""
     ending = json.loads((raw / DATASET_JSON).read_text())["file_ending"]
     for case in scores.cases:
-        image = read_image(raw / IMAGES_TS / image_file(case, ending))
-        write_overlay(image, scores.gts[case], scores.preds[case], scores.classes, folder / f"{case}.png",
-                      title=f"{case}: ground truth vs Swin-UMamba prediction", scores=scores.table[case])
+        image, gt, pred = read_image(raw / IMAGES_TS / image_file(case, ending)), scores.gts[case], scores.preds[case]
+        title = f"{case}: ground truth vs Swin-UMamba prediction"
+        if image.ndim == 3:
+            z = overlay_slice(gt)
+            image, gt, pred = image[z], gt[z], pred[z]
+            title = f"{case}, slice {z}: ground truth vs Swin-UMamba prediction (Dice of the volume)"
+        write_overlay(image, gt, pred, scores.classes, folder / f"{case}.png", title=title, scores=scores.table[case])

@@ -33,7 +33,17 @@ from swin_umamba.environment import DEMO_EPOCHS_VAR as EPOCHS_ENV_VAR
 from swin_umamba.environment import DEMO_ITERATIONS_VAR as ITERATIONS_ENV_VAR
 DEMO_EPOCHS = 10
 DEMO_ITERATIONS = 20
+# 3d_fullres: a step of the 3D network on the 3D demo's 8 x 96 x 128 patch costs several seconds on a CPU
+DEMO_3D_EPOCHS = 4
+DEMO_3D_ITERATIONS = 5
 DEMO_LR = 1e-3
+
+
+def demo_length(configuration: str, epochs: int | None = None, iterations: int | None = None) -> tuple[int, int]:
+    """(epochs, iterations per epoch) of the demo of `configuration`: the given ones, else the defaults."""
+    three_d = configuration.startswith("3d")
+    return (epochs or (DEMO_3D_EPOCHS if three_d else DEMO_EPOCHS),
+            iterations or (DEMO_3D_ITERATIONS if three_d else DEMO_ITERATIONS))
 
 
 class nnUNetTrainerSwinUMambaDemo(nnUNetTrainerSwinUMambaDScratch):
@@ -43,8 +53,8 @@ class nnUNetTrainerSwinUMambaDemo(nnUNetTrainerSwinUMambaDScratch):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = positive_int_from_env(EPOCHS_ENV_VAR, DEMO_EPOCHS)
-        self.num_iterations_per_epoch = positive_int_from_env(ITERATIONS_ENV_VAR, DEMO_ITERATIONS)
+        self.num_epochs, self.num_iterations_per_epoch = demo_length(
+            configuration, positive_int_from_env(EPOCHS_ENV_VAR), positive_int_from_env(ITERATIONS_ENV_VAR))
         self.num_val_iterations_per_epoch = 2
         self.initial_lr = DEMO_LR
 
