@@ -19,7 +19,10 @@ stride 1: the most memory per voxel, so the estimate errs on the safe side for
 data whose depth nnU-Net pools) and replaces the `networks_3d` section of the
 existing model file --out, keeping its 2D part::
 
-    python benchmarks/measure_memory.py --dims 3 --out nnunet_plans/memory_model.json
+    python -m benchmarks.measure_memory --dims 3 --out nnunet_plans/memory_model.json
+
+The shipped 3D section is such a run's CPU accounting (provisional). benchmarks/gpu_device_run.sh does
+not run this yet: the GPU calibration of the 3D figures is the command above on a lent GPU.
 
 Without CUDA (or with --device cpu) it is a dry run at tiny sizes: the same
 training step runs once per network in float32 to show it works, and the model
@@ -336,7 +339,7 @@ def main(argv=None) -> int:
         "amp_dtype": args.amp_dtype if on_cuda else "none (float32 accounting)",
         "in_channels": args.in_channels,
         "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/measure_memory.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.measure_memory " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     if args.dims == 3:
         result = json.loads(args.out.read_text())
@@ -353,16 +356,7 @@ def main(argv=None) -> int:
     result = {
         "schema": 1,
         "provisional": not on_cuda,
-        "provenance": {
-            "method": method,
-            "device": device_text,
-            "torch": torch.__version__,
-            "selective_scan_backend": selective_scan_backend(device.type),
-            "amp_dtype": args.amp_dtype if on_cuda else "none (float32 accounting)",
-            "in_channels": args.in_channels,
-            "date": datetime.date.today().isoformat(),
-            "command": "python -m benchmarks.measure_memory " + " ".join(sys.argv[1:] if argv is None else argv),
-        },
+        "provenance": provenance,
         "model": "gpu_bytes = cuda_context_bytes + reserved_over_allocated * (fixed_bytes + B*H*W*(per_pixel_bytes + "
                  "per_pixel_per_class_bytes*C)); B batch, HxW patch, C segmentation heads",
         "cuda_context_bytes": round(context),
