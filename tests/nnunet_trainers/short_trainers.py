@@ -66,6 +66,7 @@ class nnUNetTrainerSwinUMambaDScratch_repro(_Short, nnUNetTrainerSwinUMambaDScra
         # fold "all" validates on the training images; the protocol scores the test set instead
         self.print_to_log_file("Final validation skipped (test trainer for the reproduce command).")
 
+
 class nnUNetTrainerSwinUMambaDScratch_tiny(_Short, nnUNetTrainerSwinUMambaDScratch):
     """One iteration, SwinUMambaD (the cheaper network on a CPU): the 3D end-to-end tests train it on 2d and
     3d_fullres so that find_best_configuration compares and ensembles the two."""
