@@ -70,7 +70,7 @@ def format_dice_table(table: dict[str, dict[str, float]], names: list[str]) -> s
         lines.append(case.ljust(width) + "".join(format_score(row[n]).rjust(w) for n, w in zip(names, cols)))
     lines.append("-" * len(lines[0]))
     lines.append("mean".ljust(width) + "".join(format_score(means[n]).rjust(w) for n, w in zip(names, cols)))
-    lines.append("('-': organ absent from both ground truth and prediction in that slice)")
+    lines.append("('-': organ absent from both ground truth and prediction in that case)")
     return "\n".join(lines)
 
 
