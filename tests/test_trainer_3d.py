@@ -162,3 +162,26 @@ def test_memory_verdict_names_the_estimate_and_the_plan_command():
     assert "swin-umamba plan -d Dataset992_DemoAbdomenMR3D --network swinumamba" in verdict
     small = network_choice(plans_3d(), "3d_fullres", nnUNetTrainerSwinUMamba.network_class, SwinUMamba3D)
     assert memory_verdict(plans_3d(), "3d_fullres", small, 2, 5) is None
+
+
+def test_pretrained_weights_of_a_2d_checkpoint_are_inflated_into_the_3d_training(results, tmp_path):
+    """nnUNetv2_train -pretrained_weights routes to the trainer's loader: a 2D SwinUMambaD checkpoint with
+    other labels starts the 3D network, inflated, with fresh heads, and the log lists what was done."""
+    from swin_umamba import SwinUMambaD
+
+    source = SwinUMambaD(1, 3)
+    path = tmp_path / "checkpoint_2d.pth"
+    torch.save({"network_weights": source.state_dict(), "trainer_name": "nnUNetTrainerSwinUMambaD"}, path)
+    trainer = nnUNetTrainerSwinUMambaD(plans_3d(patch=(4, 32, 32)), "3d_fullres", 0, DATASET_JSON,
+                                       torch.device("cpu"))
+    trainer.initialize()
+    report = trainer.load_pretrained_weights(path)
+    network = trainer.network
+    assert report.inflation_rules and report.loaded
+    # an inflated patch embedding: its 2D kernel spread over the depth stride (2) of SwinUMambaD3D's first stage
+    embed_2d = source.state_dict()["vssm_encoder.patch_embed.proj.weight"]
+    embed_3d = network.state_dict()["vssm_encoder.patch_embed.proj.weight"]
+    assert embed_3d.shape[2] == 2
+    torch.testing.assert_close(embed_3d.sum(2), embed_2d)
+    log = open(trainer.log_file).read()
+    assert "inflated from 2D" in log and trainer._weights_restored
