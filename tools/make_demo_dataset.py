@@ -273,10 +273,12 @@ def build(source: Path, out: Path, allow_mismatch: bool = False) -> Path:
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_cli(argv: list[str] | None, build_dataset, dataset_dir: str, script: str) -> int:
+    """The command line both demo-dataset scripts share: --source, --out, --allow-mismatch."""
     parser = argparse.ArgumentParser(
-        description=f"Build {DATASET_DIR} (nnU-Net v2 raw layout) from the TotalSegmentator {SOURCE_VERSION} sdist.",
-        epilog="Example: python tools/make_demo_dataset.py --source /tmp/ts/totalsegmentator-2.18.0.tar.gz --out swin_umamba/demo_data",
+        description=f"Build {dataset_dir} (nnU-Net v2 raw layout) from the TotalSegmentator {SOURCE_VERSION} sdist.",
+        epilog=f"Example: python tools/{script} --source /tmp/ts/totalsegmentator-{SOURCE_VERSION}.tar.gz "
+               "--out swin_umamba/demo_data",
     )
     parser.add_argument(
         "--source",
@@ -289,17 +291,21 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         required=True,
         type=Path,
-        help=f"directory that receives {DATASET_DIR}/ (an existing {DATASET_DIR} there is replaced)",
+        help=f"directory that receives {dataset_dir}/ (an existing {dataset_dir} there is replaced)",
     )
     parser.add_argument(
         "--allow-mismatch",
         action="store_true",
-        help="build even if the source files' SHA-256 differ from those of TotalSegmentator 2.18.0",
+        help=f"build even if the source files' SHA-256 differ from those of TotalSegmentator {SOURCE_VERSION}",
     )
     args = parser.parse_args(argv)
-    target = build(args.source, args.out, args.allow_mismatch)
+    target = build_dataset(args.source, args.out, args.allow_mismatch)
     print(f"wrote {target}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(argv, build, DATASET_DIR, "make_demo_dataset.py")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ reproducible for the same source files (checked against their SHA-256 sums).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -51,6 +50,7 @@ from make_demo_dataset import (  # noqa: E402  (the sibling script, shared sourc
     check_sources,
     gather_sources,
     remap_labels,
+    run_cli,
     write_image,
 )
 
@@ -212,33 +212,7 @@ def build(source: Path, out: Path, allow_mismatch: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=f"Build {DATASET_DIR} (nnU-Net v2 raw layout) from the TotalSegmentator {SOURCE_VERSION} sdist.",
-        epilog="Example: python tools/make_demo_dataset_3d.py --source /tmp/ts/totalsegmentator-2.18.0.tar.gz "
-               "--out swin_umamba/demo_data",
-    )
-    parser.add_argument(
-        "--source",
-        required=True,
-        type=Path,
-        help="totalsegmentator-2.18.0.tar.gz (the sdist), its extracted directory, "
-        "its tests/reference_files directory, or example_mr_sm.nii.gz itself",
-    )
-    parser.add_argument(
-        "--out",
-        required=True,
-        type=Path,
-        help=f"directory that receives {DATASET_DIR}/ (an existing {DATASET_DIR} there is replaced)",
-    )
-    parser.add_argument(
-        "--allow-mismatch",
-        action="store_true",
-        help="build even if the source files' SHA-256 differ from those of TotalSegmentator 2.18.0",
-    )
-    args = parser.parse_args(argv)
-    target = build(args.source, args.out, args.allow_mismatch)
-    print(f"wrote {target}")
-    return 0
+    return run_cli(argv, build, DATASET_DIR, "make_demo_dataset_3d.py")
 
 
 if __name__ == "__main__":
