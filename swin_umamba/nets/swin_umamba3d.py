@@ -6,7 +6,6 @@ In-plane every stage downsamples by 2 as in 2D (total 32); along depth, stage i 
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -15,7 +14,7 @@ from torch import nn
 from swin_umamba.nets.padding import crop_to_input, pad_to_stride
 from swin_umamba.nets.swin_umamba import FEATURES, HIDDEN, SwinUMamba
 from swin_umamba.nets.unetr_blocks import BasicBlock, OutBlock, UpBlock
-from swin_umamba.nets.vmamba3d import SS2D_DIRECTIONS, VSSMEncoder3D, validate_depth_strides
+from swin_umamba.nets.vmamba3d import SS2D_DIRECTIONS, VSSMEncoder3D, strides_of
 
 
 class SwinUMamba3D(nn.Module):
@@ -31,14 +30,8 @@ class SwinUMamba3D(nn.Module):
 
     @classmethod
     def strides_of(cls, depth_strides: Sequence[int]) -> tuple[tuple[int, int, int], tuple[tuple[int, int, int], ...]]:
-        """(STRIDE, OUTPUT_SCALES) of a network with these depth strides, without building it: the total
-        downsampling per axis (depth, height, width), and each head's, full resolution first."""
-        s = validate_depth_strides(cls.__name__, depth_strides, cls.DEPTH_STAGES, cls.DEPTH_STRIDE_CHOICES)
-        p = cls.IN_PLANE_STRIDES
-        stride = (math.prod(s), math.prod(p), math.prod(p))
-        # heads on decoder1 (full), decoder2 (after the stem), decoder3, decoder4
-        scales = tuple((math.prod(s[:i]), math.prod(p[:i]), math.prod(p[:i])) for i in range(4))
-        return stride, scales
+        """(STRIDE, OUTPUT_SCALES) of a network with these depth strides, without building it."""
+        return strides_of(cls, depth_strides)
 
     def __init__(self, in_channels: int, num_classes: int, depth_strides: Sequence[int],
                  deep_supervision: bool = False, scan_directions: int = SS2D_DIRECTIONS):

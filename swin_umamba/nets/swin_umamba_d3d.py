@@ -6,7 +6,6 @@ along depth the patch embedding strides by depth_strides[0] (1, 2 or 4), merging
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -15,7 +14,7 @@ from torch import nn
 from swin_umamba.nets.padding import crop_to_input, pad_to_stride
 from swin_umamba.nets.swin_umamba_d import DIMS, SwinUMambaD, VSSDecoder
 from swin_umamba.nets.vmamba import LN_EPS, VSSLayer
-from swin_umamba.nets.vmamba3d import SS2D_DIRECTIONS, VSSMEncoder3D, ss3d, validate_depth_strides
+from swin_umamba.nets.vmamba3d import SS2D_DIRECTIONS, VSSMEncoder3D, ss3d, strides_of
 
 
 class PatchExpand3D(nn.Module):
@@ -77,14 +76,8 @@ class SwinUMambaD3D(nn.Module):
 
     @classmethod
     def strides_of(cls, depth_strides: Sequence[int]) -> tuple[tuple[int, int, int], tuple[tuple[int, int, int], ...]]:
-        """(STRIDE, OUTPUT_SCALES) of a network with these depth strides, without building it: the total
-        downsampling per axis (depth, height, width), and each head's, full resolution first."""
-        s = validate_depth_strides(cls.__name__, depth_strides, cls.DEPTH_STAGES, cls.DEPTH_STRIDE_CHOICES)
-        p = cls.IN_PLANE_STRIDES
-        stride = (math.prod(s), math.prod(p), math.prod(p))
-        # heads at full resolution and at the resolutions of encoder layers 0, 1, 2
-        scales = ((1, 1, 1),) + tuple((math.prod(s[:i]), math.prod(p[:i]), math.prod(p[:i])) for i in (1, 2, 3))
-        return stride, scales
+        """(STRIDE, OUTPUT_SCALES) of a network with these depth strides, without building it."""
+        return strides_of(cls, depth_strides)
 
     def __init__(self, in_channels: int, num_classes: int, depth_strides: Sequence[int],
                  deep_supervision: bool = False, scan_directions: int = SS2D_DIRECTIONS):

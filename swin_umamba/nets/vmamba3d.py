@@ -8,6 +8,7 @@ In-plane, every block downsamples exactly as its 2D counterpart; along depth by 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Sequence
 
 import torch
@@ -38,6 +39,20 @@ def validate_depth_strides(network: str, depth_strides: Sequence[int], stages: S
             f"downsampling stage, each one of the listed values ({allowed}), e.g. {tuple(c[0] for c in choices)} "
             f"for no downsampling along depth.")
     return values
+
+
+def strides_of(network: type, depth_strides: Sequence[int]) -> tuple[tuple[int, int, int],
+                                                                   tuple[tuple[int, int, int], ...]]:
+    """(STRIDE, OUTPUT_SCALES) of a 3D network class with these depth strides, without building it: the total
+    downsampling per axis (depth, height, width), and that of each of its four heads, full resolution first.
+
+    Both 3D networks put their heads at full resolution and after their first, second and third
+    downsampling stage; `network` gives DEPTH_STAGES, DEPTH_STRIDE_CHOICES and IN_PLANE_STRIDES."""
+    s = validate_depth_strides(network.__name__, depth_strides, network.DEPTH_STAGES, network.DEPTH_STRIDE_CHOICES)
+    p = network.IN_PLANE_STRIDES
+    stride = (math.prod(s), math.prod(p), math.prod(p))
+    scales = tuple((math.prod(s[:i]), math.prod(p[:i]), math.prod(p[:i])) for i in range(4))
+    return stride, scales
 
 
 class PatchEmbed3D(nn.Module):
