@@ -3,16 +3,24 @@
 Ours sets the run length (a 4-epoch schedule of 1 training and 1 validation iteration per epoch,
 stopped by the test after 2 epochs); the baselines' trainer takes it from the environment the
 compare command sets, as nnUNetTrainerProtocol does. Both skip nnU-Net's final validation, which
-the comparison does not use (it scores the test set).
+the comparison does not use (it scores the test set), and checkpoint_best.pth, which it does not read
+(it predicts with checkpoint_final.pth; each checkpoint is hundreds of MB to write).
 """
+import os
+
 import torch
 
+from swin_umamba.nnunet_layout import CHECKPOINT_BEST
 from swin_umamba.trainers import nnUNetTrainerProtocol, nnUNetTrainerSwinUMambaDScratch
 
 
 class _NoFinalValidation:
     def perform_actual_validation(self, save_probabilities: bool = False):
         self.print_to_log_file("Final validation skipped (test trainer of the compare command).")
+
+    def save_checkpoint(self, filename: str) -> None:
+        if os.path.basename(filename) != CHECKPOINT_BEST:
+            super().save_checkpoint(filename)
 
 
 class nnUNetTrainerSwinUMambaDScratch_compare(_NoFinalValidation, nnUNetTrainerSwinUMambaDScratch):
