@@ -28,7 +28,7 @@ DESCRIPTION = (
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("plan", help=f"nnU-Net plans for Swin-UMamba (2D and 3D, patch a multiple of the "
+    p = subparsers.add_parser("plan", help="nnU-Net plans for Swin-UMamba (2D and 3D, patch a multiple of the "
                                            "network's stride, batch from a memory model)", description=DESCRIPTION)
     p.add_argument("-d", "--dataset", required=True,
                    help="dataset id or name in $nnUNet_raw, e.g. 702 or Dataset702_AbdomenMR")

@@ -25,7 +25,6 @@ from typing import Sequence
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().with_name("memory_model.json")
 
-from swin_umamba.network_registry import NETWORKS  # noqa: F401  (the memory model has one entry per network)
 
 GIB = 1024 ** 3
 DEFAULT_GPU_MEMORY_TARGET_GB = 8.0  # nnU-Net's ExperimentPlanner default (gpu_memory_target_in_gb=8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from swin_umamba import SwinUMamba, SwinUMamba3D, SwinUMambaD, SwinUMambaD3D, inflate_weights, load_vmamba_weights
+from swin_umamba import SwinUMamba3D, SwinUMambaD, SwinUMambaD3D, inflate_weights, load_vmamba_weights
 from swin_umamba.checkpoint_transfer import CheckpointTransferError, transfer_weights
 from swin_umamba.nets.inflation import CENTRE, DEPTH_ONE, I3D, MERGE_2X2X2, UNCHANGED, UPSAMPLE, source_key
 from tests.synthetic_weights import write_model_only_checkpoint

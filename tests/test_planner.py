@@ -21,9 +21,9 @@ import pytest
 
 from swin_umamba.commands.setup import trainers_dir as swin_umamba_trainers_dir
 from swin_umamba.nnunet_plans.memory_model import (
-    DEFAULT_MODEL_PATH, GIB, NETWORKS, MemoryModelError, load_memory_model, parse_memory_model)
+    DEFAULT_MODEL_PATH, GIB, MemoryModelError, load_memory_model, parse_memory_model)
 from swin_umamba.nnunet_plans.planner import round_patch_to_stride, shrink_patch
-from swin_umamba.network_registry import SWIN_UMAMBA
+from swin_umamba.network_registry import NETWORKS, SWIN_UMAMBA
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_TRAINERS = REPO / "tests" / "nnunet_trainers"

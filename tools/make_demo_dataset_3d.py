@@ -34,7 +34,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

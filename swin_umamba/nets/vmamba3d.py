@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from swin_umamba.nets.vmamba import LN_EPS, DirectionalScan, VSSLayer, VSSMEncoder, _init_linear_and_norm
-from swin_umamba.ops.cross_scan import DIRECTIONS_3D, cross_merge_3d, cross_scan_3d
+from swin_umamba.ops.cross_scan import cross_merge_3d, cross_scan_3d
 
 # SS2D's four orders with depth outermost (what inflation from 2D reproduces); 6 and 8 add orders with
 # depth innermost, which start at zero contribution (docs/architecture.md)

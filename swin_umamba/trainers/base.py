@@ -21,7 +21,7 @@ from swin_umamba.inflation import inflate_weights
 from swin_umamba.ops import selective_scan_backend
 from swin_umamba.pretrained import load_vmamba_weights, resolve_weights_path
 from swin_umamba.trainers.checkpoints import AtomicCheckpointMixin
-from swin_umamba.trainers.common import ConfigurationError, positive_int_from_env, stop_after_epochs, unwrap
+from swin_umamba.trainers.common import ConfigurationError, stop_after_epochs, unwrap
 from swin_umamba.trainers.configuration import choose_network, memory_verdict, network_choice, trainable_plans
 from swin_umamba.trainers.finetune import PretrainedWeightsMixin
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler

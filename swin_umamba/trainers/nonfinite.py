@@ -12,7 +12,6 @@ overwrites a good one with them. The trainer part below:
 """
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 
 import numpy as np
