@@ -75,4 +75,8 @@ def test_nnunet_predictor_in_python_matches_the_command(demo_workspace, demo_tin
     predictor.predict_from_files(str(one_image), str(tmp_path / "pred"), save_probabilities=False,
                                  num_processes_preprocessing=1, num_processes_segmentation_export=1)
     ours = tmp_path / "pred" / original_prediction.name
-    np.testing.assert_array_equal(_segmentation(ours), _segmentation(original_prediction))
+    # the command and this process may run torch with other thread counts, and a sum in another order can
+    # flip a near-tie voxel of this almost untrained model: allow one voxel in a thousand, no more
+    ours, command = _segmentation(ours), _segmentation(original_prediction)
+    assert ours.shape == command.shape
+    assert np.count_nonzero(ours != command) <= ours.size // 1000
