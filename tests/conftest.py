@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from swin_umamba.demo.layout import dataset_source
 from tests.nnunet_workspace import DatasetSpec, NnUNetWorkspace
@@ -95,3 +96,12 @@ def imagenet_file(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("imagenet") / "vmamba_tiny_e292.pth"
     return path, write_model_only_checkpoint(path)
+
+
+@pytest.fixture
+def deterministic():
+    """torch.use_deterministic_algorithms(True) for one test."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)

@@ -10,29 +10,18 @@ import errno
 
 import pytest
 import torch
-from nnunetv2.training.logging.nnunet_logger import MetaLogger
-from torch import nn
 
 from swin_umamba.nnunet_layout import CHECKPOINT_LATEST
 from swin_umamba.trainers import SwinUMambaTrainerBase, nnUNetTrainerProtocol
 from swin_umamba.trainers.checkpoints import CheckpointWriteError
+from tests.bare_trainer import bare_trainer
 
 TRAINERS = [SwinUMambaTrainerBase, nnUNetTrainerProtocol]
 
 
 def make_trainer(cls, folder):
     """Only what save_checkpoint and load_checkpoint read: no plans, no data."""
-    torch.manual_seed(0)
-    trainer = cls.__new__(cls)
-    trainer.device, trainer.is_ddp, trainer.local_rank = torch.device("cpu"), False, 0
-    trainer.network = nn.Conv2d(1, 2, 3, padding=1)
-    trainer.optimizer = torch.optim.AdamW(trainer.network.parameters(), lr=1e-2)
-    trainer.grad_scaler = None
-    trainer.output_folder, trainer.log_file = str(folder), str(folder / "training_log.txt")
-    trainer.logger = MetaLogger(str(folder), False)
-    trainer.current_epoch, trainer._best_ema, trainer.my_init_kwargs = 3, None, {}
-    trainer.inference_allowed_mirroring_axes, trainer.disable_checkpointing = None, False
-    trainer.dataloader_train = trainer.dataloader_val = None
+    trainer = bare_trainer(cls, folder, epoch=3)
     trainer.was_initialized = True
     return trainer
 

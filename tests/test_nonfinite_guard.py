@@ -8,13 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from nnunetv2.training.logging.nnunet_logger import MetaLogger
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from torch import nn
 
 from swin_umamba.environment import MAX_NONFINITE_ITERATIONS_VAR
 from swin_umamba.trainers.lr_schedule import CosineLRScheduler
 from swin_umamba.trainers.nonfinite import NonFiniteGuardMixin, NonFiniteLossError, non_finite_tensors
+from tests.bare_trainer import bare_trainer
 
 
 class GuardedTrainer(NonFiniteGuardMixin, nnUNetTrainer):
@@ -37,18 +36,9 @@ class ScriptedLoss:
 
 def make_trainer(folder, loss, limit: int = 3) -> GuardedTrainer:
     """Only what train_step, the epoch hooks and save_checkpoint read: no plans, no data."""
-    torch.manual_seed(0)
-    trainer = GuardedTrainer.__new__(GuardedTrainer)
-    trainer.device, trainer.is_ddp, trainer.local_rank = torch.device("cpu"), False, 0
-    trainer.network = nn.Conv2d(1, 2, 3, padding=1)
-    trainer.optimizer = torch.optim.AdamW(trainer.network.parameters(), lr=1e-2)
+    trainer = bare_trainer(GuardedTrainer, folder)
     trainer.lr_scheduler = CosineLRScheduler(trainer.optimizer, 1e-2, 10)
-    trainer.grad_scaler, trainer.loss = None, loss
-    trainer.output_folder, trainer.log_file = str(folder), str(folder / "training_log.txt")
-    trainer.logger = MetaLogger(str(folder), False)
-    trainer.current_epoch, trainer._best_ema, trainer.my_init_kwargs = 0, None, {}
-    trainer.inference_allowed_mirroring_axes, trainer.disable_checkpointing = None, False
-    trainer.dataloader_train = trainer.dataloader_val = None
+    trainer.loss = loss
     trainer.nonfinite_limit = limit
     return trainer
 

@@ -123,14 +123,6 @@ def test_mamba_preferred_where_it_imports(env):
     assert selfcheck._results == {}  # Triton is not even checked
 
 
-@pytest.fixture
-def deterministic():
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def test_deterministic_algorithms_get_triton_over_mamba_said_once(env, deterministic):
     env.mamba(True)
     env.triton(fake_triton_module())

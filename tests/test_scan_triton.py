@@ -234,15 +234,6 @@ def test_one_graph_under_torch_compile(impl, chunk):
         torch._dynamo.reset()
 
 
-@pytest.fixture
-def deterministic():
-    """torch.use_deterministic_algorithms(True) for one test."""
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def test_deterministic_mode_matches_the_reference(impl, chunk, monkeypatch, deterministic):
     """Gradients reduced through per-program slots: three channel blocks per group, three batch elements."""
     chunk(8)

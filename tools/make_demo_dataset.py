@@ -234,15 +234,21 @@ python tools/make_demo_dataset.py --source /tmp/ts/totalsegmentator-{SOURCE_VERS
 """
 
 
+def read_sources(source: Path, workdir: Path, allow_mismatch: bool) -> tuple[dict[str, Path], sitk.Image, sitk.Image]:
+    """(the source files by member, the MR volume, its segmentation), checked against their SHA-256 and
+    against each other's size; archives are unpacked into `workdir`."""
+    sources = gather_sources(source, workdir)
+    check_sources(sources, allow_mismatch)
+    image = sitk.ReadImage(str(sources[IMAGE_MEMBER]))
+    seg = sitk.ReadImage(str(sources[SEG_MEMBER]))
+    if image.GetSize() != seg.GetSize():
+        raise ValueError(f"image size {image.GetSize()} != segmentation size {seg.GetSize()}")
+    return sources, image, seg
+
+
 def build(source: Path, out: Path, allow_mismatch: bool = False) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
-        sources = gather_sources(source, Path(tmp))
-        check_sources(sources, allow_mismatch)
-
-        image = sitk.ReadImage(str(sources[IMAGE_MEMBER]))
-        seg = sitk.ReadImage(str(sources[SEG_MEMBER]))
-        if image.GetSize() != seg.GetSize():
-            raise ValueError(f"image size {image.GetSize()} != segmentation size {seg.GetSize()}")
+        sources, image, seg = read_sources(source, Path(tmp), allow_mismatch)
         labels = remap_labels(sitk.GetArrayFromImage(seg))  # (z, y, x)
 
         target = out / DATASET_DIR

@@ -46,8 +46,7 @@ from make_demo_dataset import (  # noqa: E402  (the sibling script, shared sourc
     SEG_MEMBER,
     SOURCE_PACKAGE,
     SOURCE_VERSION,
-    check_sources,
-    gather_sources,
+    read_sources,
     remap_labels,
     run_cli,
     write_image,
@@ -170,13 +169,7 @@ python tools/make_demo_dataset_3d.py --source /tmp/ts/totalsegmentator-{SOURCE_V
 
 def build(source: Path, out: Path, allow_mismatch: bool = False) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
-        sources = gather_sources(source, Path(tmp))
-        check_sources(sources, allow_mismatch)
-
-        image = sitk.ReadImage(str(sources[IMAGE_MEMBER]))
-        seg = sitk.ReadImage(str(sources[SEG_MEMBER]))
-        if image.GetSize() != seg.GetSize():
-            raise ValueError(f"image size {image.GetSize()} != segmentation size {seg.GetSize()}")
+        sources, image, seg = read_sources(source, Path(tmp), allow_mismatch)
         labels = sitk.GetImageFromArray(remap_labels(sitk.GetArrayFromImage(seg)))
         labels.CopyInformation(seg)
 

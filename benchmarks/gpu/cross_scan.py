@@ -19,6 +19,15 @@ from benchmarks.gpu.common import ShapeCase, error_text, release, scan_shapes, s
 NAME = "cross_scan"
 
 
+def record_row(ctx, result: dict, row: dict, variant: str, width: int) -> None:
+    """Keep one measured row, print its line (its timings, or its error) and save the report so far."""
+    result["rows"].append(row)
+    print(f"  {row['shape']:>{width}} {variant:>13}: "
+          + (row["error"] if "error" in row else
+             ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.endswith("_ms"))), flush=True)
+    ctx.save()
+
+
 def fused_cross_ops():
     """(cross_scan, cross_merge, reason): the fused Triton kernels of swin_umamba.ops, or Nones and why."""
     from swin_umamba.ops.scan_triton import triton_available
@@ -107,11 +116,7 @@ def run_3d(ctx, result, dtype, deadline) -> None:
                                      device))
             except Exception as exc:
                 row.update(error=error_text(exc), traceback=traceback.format_exc(limit=6))
-            result["rows"].append(row)
-            print(f"  {row['shape']:>20} {variant:>13}: "
-                  + (row["error"] if "error" in row else
-                     ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.endswith("_ms"))), flush=True)
-            ctx.save()
+            record_row(ctx, result, row, variant, width=20)
         release(device)
 
 
@@ -175,11 +180,7 @@ def run(ctx, result) -> None:
                         row[f"{op}_{mode}_ms"] = 1e3 * t["wall_s"]
             except Exception as exc:
                 row.update(error=error_text(exc), traceback=traceback.format_exc(limit=6))
-            result["rows"].append(row)
-            print(f"  {row['shape']:>16} {variant:>13}: "
-                  + (row["error"] if "error" in row else
-                     ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.endswith("_ms"))), flush=True)
-            ctx.save()
+            record_row(ctx, result, row, variant, width=16)
         release(device)
     run_3d(ctx, result, dtype, deadline)
 
