@@ -1,9 +1,11 @@
 """Session fixtures of the end-to-end tests: nnU-Net workspaces planned once, tiny models trained once.
 
 Each is built on the first request, so `pytest tests/x.py::test_y` builds only what that test needs.
-Session objects are shared: a test that changes a workspace or a model folder works on a copy
-(`NnUNetWorkspace.copy_to(tmp_path, models=(...))`, tests/nnunet_workspace.py). Costs on the quiet
-2-core CPU machine:
+The suite runs on two pytest-xdist workers (pyproject.toml), one test module at a time each: workspaces
+and trained folds live in a folder the workers share, and a file lock lets the first worker that needs
+one build it while the other waits for it. Session objects are shared: a test that changes a workspace
+or a model folder works on a copy (`NnUNetWorkspace.copy_to(tmp_path, models=(...))`,
+tests/nnunet_workspace.py). Costs on the quiet 2-core CPU machine:
 
 - ``planned_workspace(spec)``: a factory; the workspace (tests/nnunet_workspace.py) with the data set of a
   `DatasetSpec` planned and preprocessed for `spec.configurations`, once per spec. The demo's 2d: ~15 s.
@@ -21,10 +23,15 @@ Session objects are shared: a test that changes a workspace or a model folder wo
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from swin_umamba.demo.layout import dataset_source
 from tests.nnunet_workspace import DatasetSpec, NnUNetWorkspace
@@ -42,16 +49,49 @@ DEMO_3D = DatasetSpec(name=dataset_source("3d_fullres").name, configurations=("2
                       source=dataset_source("3d_fullres"), edit_plans=_batch_of_one_in_3d)
 
 
-@pytest.fixture(scope="session")
-def planned_workspace(tmp_path_factory):
-    built: dict[DatasetSpec, NnUNetWorkspace] = {}
+def pytest_collection_modifyitems(items):
+    """Modules with slow tests first: on two workers the long end-to-end modules start early, and the
+    short modules fill the gaps at the end instead of leaving one worker idle."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)  # stable: the order within each part is kept
 
+
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory) -> Path:
+    """This run's temporary folder that every xdist worker shares (each worker's own is inside it)."""
+    own = tmp_path_factory.getbasetemp()
+    return own.parent if os.environ.get("PYTEST_XDIST_WORKER") else own
+
+
+@pytest.fixture(scope="session")
+def built_once(run_folder):
+    """`with built_once(path) as missing:` builds `path` when `missing`, under a lock that other workers
+    wait on; what a build that failed half-way left at `path` is removed (`clear`), and the next to ask
+    builds it again."""
+    @contextmanager
+    def guard(path: Path, clear: bool = True):
+        locks = run_folder / "locks"
+        locks.mkdir(exist_ok=True)
+        key = hashlib.sha1(str(path).encode()).hexdigest()[:16]
+        done = locks / f"{key}.done"
+        with FileLock(locks / f"{key}.lock"):
+            missing = not done.exists()
+            if missing and clear and path.exists():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            yield missing
+            done.touch()
+
+    return guard
+
+
+@pytest.fixture(scope="session")
+def planned_workspace(run_folder, built_once):
     def planned(spec: DatasetSpec) -> NnUNetWorkspace:
-        if spec not in built:
-            workspace = NnUNetWorkspace(tmp_path_factory.mktemp(f"planned_{spec.name}"))
-            workspace.plan(spec)
-            built[spec] = workspace
-        return built[spec]
+        root = run_folder / f"planned_{spec.name}"
+        with built_once(root) as missing:
+            if missing:
+                NnUNetWorkspace(root).plan(spec)
+        return NnUNetWorkspace(root, exist_ok=True)
 
     return planned
 
@@ -62,7 +102,7 @@ def demo_workspace(planned_workspace) -> NnUNetWorkspace:
 
 
 @pytest.fixture(scope="session")
-def trained_fold():
+def trained_fold(built_once):
     def trained(workspace: NnUNetWorkspace, spec: DatasetSpec, trainer: str, fold: int | str = 0,
                 configuration: str | None = None, plans: str = "nnUNetPlans", npz: bool = False) -> Path:
         """npz: keep the validation's probabilities (what find_best_configuration ensembles)."""
@@ -70,10 +110,13 @@ def trained_fold():
         folder = workspace.model_dir(spec.name, trainer, plans, configuration) / f"fold_{fold}"
         command = ["nnUNetv2_train", spec.dataset_id, configuration, str(fold), "-tr", trainer, "-p", plans,
                    "-device", "cpu"] + (["--npz"] if npz else [])
-        if not (folder / "checkpoint_final.pth").is_file():
-            workspace.run(*command)
-        elif npz and not any((folder / "validation").glob("*.npz")):
-            workspace.run(*command, "--val")
+        with built_once(folder) as missing:
+            if missing:
+                workspace.run(*command)
+        if npz:
+            with built_once(folder / "validation", clear=False) as missing:
+                if missing and not any((folder / "validation").glob("*.npz")):
+                    workspace.run(*command, "--val")
         return folder
 
     return trained

@@ -59,8 +59,9 @@ def test_plan_and_preprocess(demo_workspace):
     assert len(cases) == len([p for p in preprocessed.iterdir() if p.name.endswith(".pkl")])
 
 
-def test_fold_trains_validates_and_find_best_configuration_names_our_trainer(demo_workspace, demo_tiny_fold):
-    ws = demo_workspace
+def test_fold_trains_validates_and_find_best_configuration_names_our_trainer(demo_workspace, demo_tiny_fold,
+                                                                            tmp_path):
+    ws = demo_workspace.copy_to(tmp_path, models=(demo_tiny_fold.parent,))  # find_best writes beside the model
     assert (demo_tiny_fold / "checkpoint_final.pth").is_file()
     summary = json.loads((demo_tiny_fold / "validation" / "summary.json").read_text())
     assert summary["metric_per_case"] and np.isfinite(summary["foreground_mean"]["Dice"])
