@@ -16,6 +16,7 @@ tests/nnunet_workspace.py). Costs on the quiet 2-core CPU machine:
   per workspace, trainer, plans, configuration and fold, with nnUNetv2_train on the CPU. The tiny
   trainer (one epoch of one iteration, then nnU-Net's validation): ~30 s.
 - ``demo_tiny_fold``: fold 0 of the tiny trainer on the demo data (``TINY``), with its validation.
+- ``demo_tiny_predictions``: nnUNetv2_predict of the 4 demo test slices with that fold (~12 s).
 - ``demo3d_workspace``: ``planned_workspace(DEMO_3D)``: the 3D demo data set (Dataset992, 5 training and
   1 test volume of 8 x 72 x 104 voxels, 6 x 3 x 3 mm) planned for 2d and 3d_fullres, the 3d_fullres
   batch set to 1 (one CPU step of the 3D network costs seconds).
@@ -23,8 +24,14 @@ tests/nnunet_workspace.py). Costs on the quiet 2-core CPU machine:
 """
 from __future__ import annotations
 
-import hashlib
 import os
+
+# Two workers and their nnU-Net programs share two cores: OpenMP threads that spin while they wait for
+# work take the core from the other process (two trainings at once took a third longer). Set before
+# torch is imported here, so the workers and every program they start inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import hashlib
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,6 +132,19 @@ def trained_fold(built_once):
 @pytest.fixture(scope="session")
 def demo_tiny_fold(demo_workspace, trained_fold) -> Path:
     return trained_fold(demo_workspace, DEMO_2D, TINY, 0)
+
+
+@pytest.fixture(scope="session")
+def demo_tiny_predictions(demo_workspace, demo_tiny_fold, run_folder, built_once) -> Path:
+    """nnUNetv2_predict's output folder for the demo's test images with ``demo_tiny_fold``, probabilities
+    kept."""
+    ws, out = demo_workspace, run_folder / "demo_tiny_predictions"
+    with built_once(out) as missing:
+        if missing:
+            ws.run("nnUNetv2_predict", "-i", str(ws.raw / DEMO_2D.name / "imagesTs"), "-o", str(out),
+                   "-d", DEMO_2D.dataset_id, "-c", "2d", "-tr", TINY, "-f", "0", "-device", "cpu",
+                   "--save_probabilities", "-npp", "1", "-nps", "1")
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -73,21 +73,19 @@ def test_fold_trains_validates_and_find_best_configuration_names_our_trainer(dem
     assert predict_lines and all(f"-tr {TINY}" in line for line in predict_lines)
 
 
-def test_predict_nifti_with_probabilities(demo_workspace, demo_tiny_fold, tmp_path):
-    ws = demo_workspace
+def test_predict_nifti_with_probabilities(demo_workspace, demo_tiny_predictions):
+    ws, pred = demo_workspace, demo_tiny_predictions
     images = ws.raw / DEMO / "imagesTs"
-    ws.run("nnUNetv2_predict", "-i", str(images), "-o", str(tmp_path / "pred"), "-d", "990", "-c", "2d",
-           "-tr", TINY, "-f", "0", "-device", "cpu", "--save_probabilities", "-npp", "1", "-nps", "1")
     labels = json.loads((ws.raw / DEMO / "dataset.json").read_text())["labels"]
     cases = sorted(images.glob("*_0000.nii.gz"))
     assert len(cases) == 4
     for case in cases:
         name = case.name.replace("_0000", "")
         reference = _load(ws.raw / DEMO / "labelsTs" / name)
-        pred = _load(tmp_path / "pred" / name)
-        assert pred.shape == reference.shape
-        assert set(np.unique(pred)) <= set(labels.values())
-        probabilities = np.load(tmp_path / "pred" / name.replace(".nii.gz", ".npz"))["probabilities"]
+        segmentation = _load(pred / name)
+        assert segmentation.shape == reference.shape
+        assert set(np.unique(segmentation)) <= set(labels.values())
+        probabilities = np.load(pred / name.replace(".nii.gz", ".npz"))["probabilities"]
         assert probabilities.shape[0] == len(labels) and probabilities[0].size == reference.size
 
 

@@ -2,7 +2,8 @@
 results folder and predicted from there; and predicted in Python through nnU-Net's nnUNetPredictor.
 
 Both start from the one tiny model of tests/conftest.py and compare with the stock nnUNetv2_predict of
-the original model folder (one test image: the comparison, not the amount of data, is the point).
+the original model folder (the session's predictions; one test image is predicted again: the
+comparison, not the amount of data, is the point).
 """
 from __future__ import annotations
 
@@ -38,12 +39,10 @@ def _predict(workspace, images: Path, output: Path, env: dict | None = None) -> 
 
 
 @pytest.fixture(scope="module")
-def original_prediction(demo_workspace, demo_tiny_fold, one_image, tmp_path_factory) -> Path:
+def original_prediction(demo_tiny_predictions, one_image) -> Path:
     """nnUNetv2_predict of the tiny model in its own results folder: the segmentation file of the image."""
-    output = tmp_path_factory.mktemp("original_prediction")
-    _predict(demo_workspace, one_image, output)
-    (segmentation,) = output.glob("*.nii.gz")
-    return segmentation
+    (image,) = one_image.glob("*_0000.nii.gz")
+    return demo_tiny_predictions / image.name.replace("_0000.nii.gz", ".nii.gz")
 
 
 def test_exported_zip_predicts_the_same_in_an_empty_results_folder(demo_workspace, demo_tiny_fold, one_image,

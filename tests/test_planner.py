@@ -2,9 +2,10 @@
 
 The end-to-end part builds a tiny synthetic 2D PNG dataset in a temporary
 nnUNet_raw, runs `swin-umamba plan --preprocess`, compares with nnU-Net's default
-planner, then trains (a few tiny epochs) and predicts with the stock
-nnUNetv2_train / nnUNetv2_predict using `-p nnUNetPlansSwinUMamba`. SwinUMambaD
-(`--network swinumambaD`, plans nnUNetPlansSwinUMambaD) is planned in `compared`.
+planner, then trains one iteration with the stock nnUNetv2_train using `-p nnUNetPlansSwinUMamba` and
+predicts with nnU-Net's predictor in this process (the same model loading as nnUNetv2_predict, whose
+command the end-to-end modules run). SwinUMambaD (`--network swinumambaD`, plans nnUNetPlansSwinUMambaD)
+is planned in `compared`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from swin_umamba.commands.setup import trainers_dir as swin_umamba_trainers_dir
 from swin_umamba.nnunet_plans.memory_model import (
@@ -30,7 +32,7 @@ TEST_TRAINERS = REPO / "tests" / "nnunet_trainers"
 DATASET_ID = 991
 DATASET = f"Dataset{DATASET_ID}_SwinPlanTest"
 PLANS = "nnUNetPlansSwinUMamba"
-TRAINER = "nnUNetTrainerSwinUMambaScratch_tiny"  # tests/nnunet_trainers: one epoch of one iteration
+TRAINER = "nnUNetTrainerSwinUMambaScratch_noval"  # tests/nnunet_trainers: one iteration, no final validation
 
 
 # --- rules and the memory model (no nnU-Net run) -----------------------------------------------------------------
@@ -133,8 +135,6 @@ def test_measure_memory_fit_recovers_constants():
 
 def _write_dataset(raw: Path) -> dict:
     """Synthetic 2D PNG dataset: a bright disc (label 1) and a dark square (label 2) on noise."""
-    from PIL import Image
-
     folder = raw / DATASET
     for sub in ("imagesTr", "labelsTr", "imagesTs"):
         (folder / sub).mkdir(parents=True)
@@ -308,8 +308,24 @@ def test_batch_size_comes_from_the_memory_model(compared):
     assert batches["2.0"] <= batches["4.0"]
 
 
+def _predict(workspace: dict, model_dir: Path, out_dir: Path, monkeypatch):
+    """The test images of the data set through nnU-Net's predictor (fold 0, no mirroring), in this process;
+    returns the predictor."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(key, workspace["env"][key])
+    predictor = nnUNetPredictor(device=torch.device("cpu"), use_mirroring=False, verbose=False)
+    predictor.initialize_from_trained_model_folder(str(model_dir), use_folds=(0,))
+    images = sorted((workspace["raw"] / DATASET / "imagesTs").glob("*_0000.png"))
+    predictor.predict_from_files_sequential([[str(p)] for p in images], str(out_dir), save_probabilities=False,
+                                            overwrite=True, folder_with_segs_from_prev_stage=None)
+    return predictor
+
+
 @pytest.mark.slow
-def test_stock_train_and_predict_with_our_plans(workspace, planned):
+def test_stock_train_and_predict_with_our_plans(workspace, planned, monkeypatch):
     env = workspace["env"]
     _run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-p", PLANS, "-tr", TRAINER, "-device", "cpu"], env,
          timeout=600)
@@ -319,11 +335,8 @@ def test_stock_train_and_predict_with_our_plans(workspace, planned):
     assert trained_plans["configurations"]["2d"]["patch_size"] == planned["plans"]["configurations"]["2d"]["patch_size"]
 
     out_dir = workspace["root"] / "predictions"
-    _run(["nnUNetv2_predict", "-i", str(workspace["raw"] / DATASET / "imagesTs"), "-o", str(out_dir),
-          "-d", str(DATASET_ID), "-c", "2d", "-f", "0", "-p", PLANS, "-tr", TRAINER, "-device", "cpu",
-          "--disable_tta", "-npp", "1", "-nps", "1"], env, timeout=600)
-    from PIL import Image
-
+    predictor = _predict(workspace, model_dir, out_dir, monkeypatch)
+    assert list(predictor.configuration_manager.patch_size) == trained_plans["configurations"]["2d"]["patch_size"]
     for name in ("test00", "test01"):
         seg = np.asarray(Image.open(out_dir / f"{name}.png"))
         assert seg.shape == workspace["shapes"][name]
@@ -331,7 +344,7 @@ def test_stock_train_and_predict_with_our_plans(workspace, planned):
 
 
 @pytest.mark.slow
-def test_stock_plans_with_a_patch_not_multiple_of_32_train_and_predict(workspace, compared):
+def test_stock_plans_with_a_patch_not_multiple_of_32_train_and_predict(workspace, compared, monkeypatch):
     """nnU-Net's own plans for this dataset have a 40x56 patch: our trainer rounds it up to 64x64,
     records that in the model folder, and prediction uses it."""
     env = workspace["env"]
@@ -342,11 +355,8 @@ def test_stock_plans_with_a_patch_not_multiple_of_32_train_and_predict(workspace
     model_dir = workspace["results"] / DATASET / f"{TRAINER}__nnUNetPlans__2d"
     assert json.loads((model_dir / "plans.json").read_text())["configurations"]["2d"]["patch_size"] == [64, 64]
     out_dir = workspace["root"] / "predictions_stock_plans"
-    _run(["nnUNetv2_predict", "-i", str(workspace["raw"] / DATASET / "imagesTs"), "-o", str(out_dir),
-          "-d", str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", TRAINER, "-device", "cpu", "--disable_tta",
-          "-npp", "1", "-nps", "1"], env, timeout=600)
-    from PIL import Image
-
+    predictor = _predict(workspace, model_dir, out_dir, monkeypatch)
+    assert list(predictor.configuration_manager.patch_size) == [64, 64]
     for name in ("test00", "test01"):
         seg = np.asarray(Image.open(out_dir / f"{name}.png"))
         assert seg.shape == workspace["shapes"][name]

@@ -52,6 +52,13 @@ class nnUNetTrainerSwinUMambaScratch_tiny(_Short, nnUNetTrainerSwinUMambaScratch
     extra_checkpoint_every = 50
 
 
+class nnUNetTrainerSwinUMambaScratch_noval(nnUNetTrainerSwinUMambaScratch_tiny):
+    """The tiny trainer without nnU-Net's final validation, for tests that only predict with the model."""
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        self.print_to_log_file("Final validation skipped (test trainer).")
+
+
 from swin_umamba.trainers import nnUNetTrainerSwinUMambaDScratch  # noqa: E402
 
 
