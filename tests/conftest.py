@@ -20,6 +20,8 @@ tests/nnunet_workspace.py). Costs on the quiet 2-core CPU machine:
 - ``demo3d_workspace``: ``planned_workspace(DEMO_3D)``: the 3D demo data set (Dataset992, 5 training and
   1 test volume of 8 x 72 x 104 voxels, 6 x 3 x 3 mm) planned for 2d and 3d_fullres, the 3d_fullres
   batch set to 1 (one CPU step of the 3D network costs seconds).
+- ``demo3d_folds``, ``demo3d_predictions``: the tiny SwinUMambaD trainer (``TINY_D``) on it, 2d and
+  3d_fullres, and nnUNetv2_predict of its test volume with each.
 - ``imagenet_file``: a synthetic ImageNet checkpoint in the released key layout, and its tensors (~2 s).
 """
 from __future__ import annotations
@@ -41,6 +43,7 @@ import torch
 from filelock import FileLock
 
 from swin_umamba.demo.layout import dataset_source
+from swin_umamba.nnunet_layout import IMAGES_TS
 from tests.nnunet_workspace import DatasetSpec, NnUNetWorkspace
 
 DEMO_2D = DatasetSpec(name=dataset_source().name, source=dataset_source())
@@ -150,6 +153,29 @@ def demo_tiny_predictions(demo_workspace, demo_tiny_fold, run_folder, built_once
 @pytest.fixture(scope="session")
 def demo3d_workspace(planned_workspace) -> NnUNetWorkspace:
     return planned_workspace(DEMO_3D)
+
+
+@pytest.fixture(scope="session")
+def demo3d_folds(demo3d_workspace, trained_fold) -> dict[str, Path]:
+    """configuration -> fold 0 of the tiny SwinUMambaD trainer (``TINY_D``) on the 3D demo data, for 2d and
+    3d_fullres, validation probabilities kept (what find_best_configuration ensembles)."""
+    return {c: trained_fold(demo3d_workspace, DEMO_3D, TINY_D, 0, configuration=c, npz=True)
+            for c in DEMO_3D.configurations}
+
+
+@pytest.fixture(scope="session")
+def demo3d_predictions(demo3d_workspace, demo3d_folds, run_folder, built_once) -> dict[str, Path]:
+    """configuration -> nnUNetv2_predict's output folder for the 3D demo's NIfTI test volume with that
+    configuration's fold, probabilities kept, no test-time mirroring."""
+    ws, out = demo3d_workspace, {}
+    for configuration in demo3d_folds:
+        out[configuration] = run_folder / f"demo3d_predictions_{configuration}"
+        with built_once(out[configuration]) as missing:
+            if missing:
+                ws.run("nnUNetv2_predict", "-i", str(ws.raw / DEMO_3D.name / IMAGES_TS), "-o", str(out[configuration]),
+                       "-d", DEMO_3D.dataset_id, "-c", configuration, "-tr", TINY_D, "-f", "0", "-device", "cpu",
+                       "--disable_tta", "--save_probabilities", "-npp", "1", "-nps", "1")
+    return out
 
 
 @pytest.fixture(scope="session")

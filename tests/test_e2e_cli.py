@@ -2,8 +2,8 @@
 
 The demo data set is planned once per session and the tiny trainer's fold 0 is trained once
 (tests/conftest.py): plan -> train and validate -> find_best_configuration -> predict. This module adds
-an ImageNet-started model (encoder freeze across a stop and --c, validation outputs kept with --npz,
-prediction without the ImageNet file) and our trainers' refusals, the last ones in-process
+an ImageNet-started model (encoder freeze across a stop and --c, prediction without the ImageNet
+file) and our trainers' refusals, the last ones in-process
 (nnU-Net's run_training, the function behind nnUNetv2_train: no start-up of a new Python).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def imagenet_started(demo_workspace, imagenet_file, tmp_path_factory):
     """(workspace, fold 0 folder) of the ImageNet-started short trainer in a copy of the demo workspace:
-    stopped after epoch 0, then resumed with --c to the end, its validation outputs kept (--npz)."""
+    stopped after epoch 0, then resumed with --c to the end."""
     ws = demo_workspace.copy_to(tmp_path_factory.mktemp("imagenet_started"))
     # the user's way: `swin-umamba weights download` (here from a server on 127.0.0.1) into the cache
     # folder, then nothing set for the weights
@@ -42,7 +42,7 @@ def imagenet_started(demo_workspace, imagenet_file, tmp_path_factory):
            env={"SWIN_UMAMBA_STOP_AFTER_EPOCHS": "1"})
     assert (fold / "checkpoint_0.pth").is_file() and not (fold / "checkpoint_1.pth").exists(), \
         "SWIN_UMAMBA_STOP_AFTER_EPOCHS=1 must end training after epoch 0"
-    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu", "--c", "--npz")
+    ws.run("nnUNetv2_train", "990", "2d", "0", "-tr", SHORT_PRETRAINED, "-device", "cpu", "--c")
     return ws, fold
 
 
@@ -110,14 +110,6 @@ def test_imagenet_start_freeze_and_resume(imagenet_started, imagenet_file):
     log = "".join(p.read_text() for p in sorted(fold.glob("training_log_*.txt")))
     assert "204 tensors loaded" in log
     assert f"ImageNet weights from {Path(ws.env[CACHE_DIR_VAR]) / RELEASE_FILE}" in log  # the downloaded file
-
-
-def test_validation_outputs_kept_with_npz(imagenet_started):
-    _, fold = imagenet_started
-    summary = json.loads((fold / "validation" / "summary.json").read_text())
-    validated = {Path(case["prediction_file"]).name.replace(".nii.gz", "") for case in summary["metric_per_case"]}
-    kept = {p.name.replace(".npz", "") for p in (fold / "validation").glob("*.npz")}
-    assert validated and kept == validated, "--npz must keep the softmax outputs of every validation case"
 
 
 def test_prediction_does_not_need_the_imagenet_file(imagenet_started, imagenet_file, monkeypatch):

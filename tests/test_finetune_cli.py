@@ -1,5 +1,6 @@
 """Fine-tuning with the stock `nnUNetv2_train -pretrained_weights` onto other labels and channels, and
-the stop on non-finite losses, on the demo data.
+the stop on non-finite losses, on the demo data. Training runs nnU-Net's run_training, the function
+behind the command, in this process.
 
 Source: the demo data set (1 channel, 5 labels). Target: the same images twice (2 channels) with the
 organs merged into 3 labels, planned once per session (tests/conftest.py). SwinUMamba starts from the
@@ -93,12 +94,24 @@ def check_started_from(start: dict, source: dict, network) -> list[str]:
     return loaded
 
 
-def test_swinumamba_from_own_checkpoint_with_other_labels_and_channels(ws, demo_tiny_fold):
+def _train(ws, monkeypatch, trainer: str, pretrained_weights: Path | None = None) -> None:
+    """nnU-Net's run_training, the function behind nnUNetv2_train (and its -pretrained_weights), in this
+    process: no start-up of a new Python. Data augmentation in this process too."""
+    from nnunetv2.run.run_training import run_training
+
+    ws.activate(monkeypatch)
+    for key, value in {"nnUNet_n_proc_DA": "0", "nnUNet_compile": "f", **NO_IMAGENET}.items():
+        monkeypatch.setenv(key, value)
+    run_training(TARGET.dataset_id, "2d", 0, trainer, pretrained_weights=pretrained_weights and str(pretrained_weights),
+                 device=torch.device("cpu"))
+
+
+def test_swinumamba_from_own_checkpoint_with_other_labels_and_channels(ws, demo_tiny_fold, monkeypatch, capsys):
     """-pretrained_weights with a checkpoint trained on the demo data: the ImageNet file is not needed and
     not read; everything but the heads and input layers starts from the given weights."""
     source_file = demo_tiny_fold / CHECKPOINT_FINAL
-    proc = ws.run("nnUNetv2_train", "991", "2d", "0", "-tr", "nnUNetTrainerSwinUMamba_finetune", "-device", "cpu",
-                  "-pretrained_weights", str(source_file), env=NO_IMAGENET)
+    _train(ws, monkeypatch, "nnUNetTrainerSwinUMamba_finetune", source_file)
+    stdout = capsys.readouterr().out
     fold = _fold(ws, "nnUNetTrainerSwinUMamba_finetune")
     start, source = _weights(fold / "checkpoint_start.pth"), _weights(source_file)
     loaded = check_started_from(start, source, SwinUMamba)
@@ -111,18 +124,17 @@ def test_swinumamba_from_own_checkpoint_with_other_labels_and_channels(ws, demo_
     assert "stem.0.*, encoder1.layer.conv1.conv.weight, encoder1.layer.conv3.conv.weight" in log
     assert "source 1, target 2" in log
     assert "ImageNet file not read" in log
-    assert "Loading pretrained weights from file" not in proc.stdout  # nnU-Net's own loader was not used
+    assert "Loading pretrained weights from file" not in stdout  # nnU-Net's own loader was not used
 
 
-def test_swinumambad_from_authors_release_checkpoint(ws, tmp_path):
+def test_swinumambad_from_authors_release_checkpoint(ws, tmp_path, monkeypatch):
     torch.manual_seed(7)
     published = SwinUMambaD(3, len(AUTHORS_LABELS)).state_dict()
     dataset_json = {"channel_names": {"0": "R", "1": "G", "2": "B"}, "labels": AUTHORS_LABELS, "file_ending": ".png"}
     source_file = tmp_path / "Endovis17_fold_all_checkpoint_99.pth"
     torch.save(authors_checkpoint(published, old_format_plans(), dataset_json, 99), source_file)
 
-    ws.run("nnUNetv2_train", "991", "2d", "0", "-tr", "nnUNetTrainerSwinUMambaD_finetune", "-device", "cpu",
-           "-pretrained_weights", str(source_file), env=NO_IMAGENET)
+    _train(ws, monkeypatch, "nnUNetTrainerSwinUMambaD_finetune", source_file)
     fold = _fold(ws, "nnUNetTrainerSwinUMambaD_finetune")
     start = _weights(fold / "checkpoint_start.pth")
     loaded = check_started_from(start, published, SwinUMambaD)
@@ -133,15 +145,15 @@ def test_swinumambad_from_authors_release_checkpoint(ws, tmp_path):
     assert "2 input-layer tensors (vssm_encoder.patch_embed.proj.*)" in log
 
 
-def test_training_stops_after_consecutive_nan_losses(ws):
-    proc = ws.run("nnUNetv2_train", "991", "2d", "0", "-tr", "nnUNetTrainerSwinUMambaDScratch_nan", "-device", "cpu",
-                  check=False)
+def test_training_stops_after_consecutive_nan_losses(ws, monkeypatch):
+    from swin_umamba.trainers.nonfinite import NonFiniteLossError
+
+    with pytest.raises(NonFiniteLossError) as caught:  # nnUNetv2_train ends with it, exit code 1
+        _train(ws, monkeypatch, "nnUNetTrainerSwinUMambaDScratch_nan")
     fold = _fold(ws, "nnUNetTrainerSwinUMambaDScratch_nan")
-    print(proc.stderr[-1500:])
-    assert proc.returncode != 0
-    assert "NonFiniteLossError" in proc.stderr and "epoch 1, iteration 1" in proc.stderr
-    assert "2 iterations in a row (epoch 1, iterations 0-1" in proc.stderr
-    assert str(fold / "checkpoint_0.pth") in proc.stderr
+    message = str(caught.value)
+    assert "epoch 1, iteration 1" in message and "2 iterations in a row (epoch 1, iterations 0-1" in message
+    assert str(fold / "checkpoint_0.pth") in message
     assert "Epoch 1, iteration 0: loss is nan" in _log(fold)
     # nothing was written after epoch 0, and what was written is finite
     assert not (fold / "checkpoint_1.pth").exists()

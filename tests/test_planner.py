@@ -316,6 +316,7 @@ def _predict(workspace: dict, model_dir: Path, out_dir: Path, monkeypatch):
 
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
         monkeypatch.setenv(key, workspace["env"][key])
+    out_dir.mkdir(parents=True, exist_ok=True)
     predictor = nnUNetPredictor(device=torch.device("cpu"), use_mirroring=False, verbose=False)
     predictor.initialize_from_trained_model_folder(str(model_dir), use_folds=(0,))
     images = sorted((workspace["raw"] / DATASET / "imagesTs").glob("*_0000.png"))

@@ -37,12 +37,12 @@ class _Short:
             super().save_checkpoint(filename)
 
 
-class nnUNetTrainerSwinUMambaScratch_test(_Short, nnUNetTrainerSwinUMambaScratch):
-    pass
-
-
 class nnUNetTrainerSwinUMamba_test(_Short, nnUNetTrainerSwinUMamba):
-    pass
+    """ImageNet-started, for the freeze-and-resume test; no final validation (the 3D end-to-end tests
+    check nnU-Net's validation outputs)."""
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        self.print_to_log_file("Final validation skipped (test trainer).")
 
 
 class nnUNetTrainerSwinUMambaScratch_tiny(_Short, nnUNetTrainerSwinUMambaScratch):
