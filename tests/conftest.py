@@ -16,7 +16,8 @@ tests/nnunet_workspace.py). Costs on the quiet 2-core CPU machine:
   per workspace, trainer, plans, configuration and fold, with nnUNetv2_train on the CPU. The tiny
   trainer (one epoch of one iteration, then nnU-Net's validation): ~30 s.
 - ``demo_tiny_fold``: fold 0 of the tiny trainer on the demo data (``TINY``), with its validation.
-- ``demo_tiny_predictions``: nnUNetv2_predict of the 4 demo test slices with that fold (~12 s).
+- ``demo_tiny_predictions``: nnUNetv2_predict of the 4 demo test slices with that fold (~8 s). Predictions
+  run in nnU-Net's sequential mode (-npp 0 -nps 0): each worker process would start a new Python.
 - ``demo3d_workspace``: ``planned_workspace(DEMO_3D)``: the 3D demo data set (Dataset992, 5 training and
   1 test volume of 8 x 72 x 104 voxels, 6 x 3 x 3 mm) planned for 2d and 3d_fullres, the 3d_fullres
   batch set to 1 (one CPU step of the 3D network costs seconds).
@@ -146,7 +147,7 @@ def demo_tiny_predictions(demo_workspace, demo_tiny_fold, run_folder, built_once
         if missing:
             ws.run("nnUNetv2_predict", "-i", str(ws.raw / DEMO_2D.name / "imagesTs"), "-o", str(out),
                    "-d", DEMO_2D.dataset_id, "-c", "2d", "-tr", TINY, "-f", "0", "-device", "cpu",
-                   "--save_probabilities", "-npp", "1", "-nps", "1")
+                   "--save_probabilities", "-npp", "0", "-nps", "0")
     return out
 
 
@@ -174,7 +175,7 @@ def demo3d_predictions(demo3d_workspace, demo3d_folds, run_folder, built_once) -
             if missing:
                 ws.run("nnUNetv2_predict", "-i", str(ws.raw / DEMO_3D.name / IMAGES_TS), "-o", str(out[configuration]),
                        "-d", DEMO_3D.dataset_id, "-c", configuration, "-tr", TINY_D, "-f", "0", "-device", "cpu",
-                       "--disable_tta", "--save_probabilities", "-npp", "1", "-nps", "1")
+                       "--disable_tta", "--save_probabilities", "-npp", "0", "-nps", "0")
     return out
 
 

@@ -3,7 +3,8 @@ results folder and predicted from there; and predicted in Python through nnU-Net
 
 Both take the session's tiny 3d_fullres SwinUMambaD model of the 3D demo data (tests/conftest.py) and
 compare with the stock nnUNetv2_predict of the original model folder on the NIfTI test volume (no
-test-time mirroring, as that prediction).
+test-time mirroring, as that prediction). The Python predictor runs with worker processes for
+preprocessing and export, the commands of the suite in nnU-Net's sequential mode (-npp 0 -nps 0).
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def test_exported_zip_predicts_the_same_in_an_empty_results_folder(demo3d_worksp
     assert (model_dir / "fold_0" / "checkpoint_final.pth").is_file() and (model_dir / "plans.json").is_file()
 
     ws.run("nnUNetv2_predict", "-i", str(images), "-o", str(tmp_path / "pred"), "-d", DEMO_3D.dataset_id,
-           "-c", CONFIGURATION, "-tr", TINY_D, "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1",
-           env=elsewhere)
+           "-c", CONFIGURATION, "-tr", TINY_D, "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0",
+           "-nps", "0", env=elsewhere)
     again = tmp_path / "pred" / original_prediction.name
     np.testing.assert_array_equal(_segmentation(again), _segmentation(original_prediction))
 

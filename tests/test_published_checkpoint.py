@@ -139,7 +139,7 @@ def test_authors_model_folder_predicts_with_stock_cli(tmp_path):
     proc = subprocess.run(
         [str(BIN / "nnUNetv2_predict"), "-i", str(images), "-o", str(out), "-d", "704", "-c", "2d",
          "-tr", "nnUNetTrainerSwinUMambaD", "-f", "all", "-chk", "checkpoint_99.pth", "--disable_tta",
-         "-device", "cpu", "-npp", "1", "-nps", "1"],
+         "-device", "cpu", "-npp", "0", "-nps", "0"],
         env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
