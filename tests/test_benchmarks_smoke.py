@@ -415,3 +415,13 @@ def test_scan_directions_benchmark_times_every_variant():
 
     times = bench_scan_directions.run((1, 2, 4, 4, 16), rounds=2, backward=True)
     assert sorted(times) == [4, 6, 8] and all(t > 0 for t in times.values())
+
+
+def test_scan_directions_accuracy_benchmark_trains_every_variant_alike():
+    from benchmarks import bench_scan_directions_accuracy
+
+    results = bench_scan_directions_accuracy.run(0, steps=2, eval_every=1, crop=(8, 32, 32))
+    assert sorted(results) == [4, 6, 8]
+    for result in results.values():
+        assert [step for step, _ in result["dice"]] == [1, 2]
+        assert all(0 <= value <= 1 for _, value in result["dice"]) and result["step_s"] > 0
