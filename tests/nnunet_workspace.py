@@ -30,14 +30,16 @@ def both_trainer_folders() -> str:
 @dataclass(frozen=True)
 class DatasetSpec:
     """A raw data set and how to plan it: `name` is its folder (DatasetNNN_Name) in nnUNet_raw, copied
-    from `source` or written by `build(raw_folder)`; `configurations` are planned and preprocessed;
-    `edit_plans(plans)` may change nnUNetPlans.json afterwards (a smaller patch, a smaller batch)."""
+    from `source` or written by `build(raw_folder)`; `configurations` are planned and preprocessed, after
+    nnU-Net's integrity check where `verify`; `edit_plans(plans)` may change nnUNetPlans.json afterwards
+    (a smaller patch, a smaller batch)."""
 
     name: str
     configurations: tuple[str, ...] = ("2d",)
     source: Path | None = None
     build: Callable[[Path], None] | None = None
     edit_plans: Callable[[dict], None] | None = None
+    verify: bool = True
 
     @property
     def dataset_id(self) -> str:
@@ -101,7 +103,8 @@ class NnUNetWorkspace:
         """Writes the raw data set, runs nnUNetv2_plan_and_preprocess for its configurations, edits the plans."""
         spec.write_raw(self.raw)
         self.run("nnUNetv2_plan_and_preprocess", "-d", spec.dataset_id, "-c", *spec.configurations,
-                 "--verify_dataset_integrity", "-npfp", "1", "-np", *["1"] * len(spec.configurations))
+                 *(["--verify_dataset_integrity"] if spec.verify else []), "-npfp", "1",
+                 "-np", *["1"] * len(spec.configurations))
         if spec.edit_plans is not None:
             path = self.pre / spec.name / "nnUNetPlans.json"
             plans = json.loads(path.read_text())

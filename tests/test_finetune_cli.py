@@ -57,7 +57,9 @@ def small_patches(plans: dict) -> None:
     plans["configurations"]["2d"].update(patch_size=PATCH, batch_size=2)
 
 
-TARGET = DatasetSpec(name="Dataset991_DemoMerged2ch", build=build_target_dataset, edit_plans=small_patches)
+# built here from the demo data, which the demo's own workspace checks with nnU-Net's integrity check
+TARGET = DatasetSpec(name="Dataset991_DemoMerged2ch", build=build_target_dataset, edit_plans=small_patches,
+                     verify=False)
 NO_IMAGENET = {PRETRAINED_WEIGHTS_VAR: "/no-imagenet-file-here.pth"}  # must never be needed
 
 
