@@ -88,10 +88,13 @@ class NnUNetWorkspace:
                                  f"{proc.stderr[-5000:]}")
         return proc
 
-    def activate(self, monkeypatch) -> None:
+    def activate(self, monkeypatch, programs: bool = False) -> None:
         """This workspace's nnU-Net variables in this process's environment (for in-process nnU-Net calls;
-        nnU-Net reads them when it uses a path, not at import)."""
-        for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer", CACHE_DIR_VAR):
+        nnU-Net reads them when it uses a path, not at import); with `programs`, all of ``env``, for a
+        command of ours run in this process that starts nnU-Net programs."""
+        keys = self.env if programs else ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results",
+                                          "nnUNet_extTrainer", CACHE_DIR_VAR)
+        for key in keys:
             monkeypatch.setenv(key, self.env[key])
         for var in OUR_VARIABLES:
             monkeypatch.delenv(var, raising=False)

@@ -6,10 +6,10 @@ report; the tests check the protocol each model was trained under and the report
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,18 +33,25 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(demo_workspace, tmp_path_factory):
-    """The compare command in a copy of the session's planned demo workspace (its default plans are
-    reused; the ResEnc M plans are made here), with only the test trainers on nnUNet_extTrainer: the
-    command adds the package's own folder."""
+    """The compare command, run by this process (its nnU-Net programs are processes of their own), in a
+    copy of the session's planned demo workspace (its default plans are reused; the ResEnc M plans are
+    made here), with only the test trainers on nnUNet_extTrainer: the command adds the package's own
+    folder."""
+    from swin_umamba.cli import main
+
     root = tmp_path_factory.mktemp("compare")
     ws = demo_workspace.copy_to(root)
     ws.env["nnUNet_extTrainer"] = str(TEST_TRAINERS)
     ws.out = root / "comparison"
-    command = [sys.executable, "-m", "swin_umamba.cli", "compare", "-d", "990", "-tr", OURS, "-f", "0",
-               "--stop-after", "2", "--baseline-trainer", BASELINE, "--device", "cpu", "--num-processes", "0",
-               "--resamples", "2000", "--out", str(ws.out)]
-    ws.proc = subprocess.run(command, env=ws.env, capture_output=True, text=True, cwd=root)
-    assert ws.proc.returncode == 0, f"compare failed:\n{ws.proc.stdout[-5000:]}\n{ws.proc.stderr[-5000:]}"
+    argv = ["compare", "-d", "990", "-tr", OURS, "-f", "0", "--stop-after", "2", "--baseline-trainer", BASELINE,
+            "--device", "cpu", "--num-processes", "0", "--resamples", "2000", "--out", str(ws.out)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        ws.activate(patch, programs=True)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+    ws.stdout = stdout.getvalue()
+    assert code == 0, f"compare failed:\n{ws.stdout[-5000:]}\n{stderr.getvalue()[-5000:]}"
     return ws
 
 
@@ -86,7 +93,7 @@ def test_summary_table_has_a_row_per_model_and_metric(run):
     for model in MODELS:
         assert f"| {model} | DSC | 4 |" in markdown or f"| **{model}** (ours) | DSC | 4 |" in markdown
     assert "2000 resamples" in markdown and "stopped after 2 of 4 epochs" in markdown
-    assert markdown.strip() in run.proc.stdout
+    assert markdown.strip() in run.stdout
 
 
 def test_per_case_values_are_the_evaluation_packages(run):

@@ -3,17 +3,18 @@
 The module builds one workspace; the `first_run` fixture runs the whole protocol once, on first
 use, with a short test trainer (a 4-epoch cosine schedule stopped after 2 epochs, so
 checkpoint_1.pth is evaluated). The tests check its outputs, a re-run that skips every finished
-step, and the error paths; each passes alone. The checks that start no nnU-Net program run the
-command in-process (no Python start-up).
+step, and the error paths; each passes alone. The command runs in this process (no Python start-up);
+the nnU-Net programs it starts are processes of their own.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,19 +74,18 @@ class Workspace(NnUNetWorkspace):
         self.out = root / "reproduction"
         self.env["nnUNet_compile"] = "f"
 
-    def reproduce(self, *extra: str, env: dict | None = None, out: Path | None = None) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "swin_umamba.cli", "reproduce", "--dataset", "703", "--trainer", TRAINER,
-               "--stop-after", "2", "--device", "cpu", "--num-processes", "0", "--out", str(out or self.out), *extra]
-        return subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, cwd=self.root)
+    def arguments(self, *extra: str, out: Path | None = None) -> list[str]:
+        return ["reproduce", "--dataset", "703", "--trainer", TRAINER, "--stop-after", "2", "--device", "cpu",
+                "--num-processes", "0", "--out", str(out or self.out), *extra]
 
     def reproduce_in_process(self, monkeypatch, capsys, *extra: str, out: Path | None = None):
-        """(exit code, stdout, stderr) of the same command run by this process (no Python start-up)."""
+        """(exit code, stdout, stderr) of the command run by this process (no Python start-up; its nnU-Net
+        programs are processes of their own)."""
         from swin_umamba.cli import main
 
-        self.activate(monkeypatch)
+        self.activate(monkeypatch, programs=True)
         capsys.readouterr()
-        code = main(["reproduce", "--dataset", "703", "--trainer", TRAINER, "--stop-after", "2", "--device", "cpu",
-                     "--num-processes", "0", "--out", str(out or self.out), *extra])
+        code = main(self.arguments(*extra, out=out))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -101,8 +101,16 @@ def ws(tmp_path_factory) -> Workspace:
 
 @pytest.fixture(scope="module")
 def first_run(ws) -> subprocess.CompletedProcess:
-    proc = ws.reproduce()
-    assert proc.returncode == 0, f"reproduce failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    """The whole protocol, the command run by this process (its nnU-Net programs are processes of their own)."""
+    from swin_umamba.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        ws.activate(patch, programs=True)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(ws.arguments())
+    proc = subprocess.CompletedProcess(ws.arguments(), code, stdout.getvalue(), stderr.getvalue())
+    assert code == 0, f"reproduce failed ({code}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     return proc
 
 
@@ -295,12 +303,13 @@ def test_a_damaged_test_image_stops_the_run_before_prediction(ws, first_run, tmp
 
 
 @pytest.mark.slow
-def test_baselines_are_trained_like_ours_and_compared_per_case(ws, first_run):
+def test_baselines_are_trained_like_ours_and_compared_per_case(ws, first_run, monkeypatch, capsys):
     from swin_umamba.comparison.baselines import REPORT_NAMES
 
-    proc = ws.reproduce("--baselines", "--baseline-trainer", "nnUNetTrainerProtocol_compare")
-    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    assert "predict: skipped" in proc.stdout and "[12/12]" in proc.stdout
+    code, stdout, stderr = ws.reproduce_in_process(monkeypatch, capsys, "--baselines", "--baseline-trainer",
+                                                   "nnUNetTrainerProtocol_compare")
+    assert code == 0, f"{stdout[-4000:]}\n{stderr[-4000:]}"
+    assert "predict: skipped" in stdout and "[12/12]" in stdout
     for plans in ("nnUNetPlans", "nnUNetResEncUNetMPlans"):
         fold = ws.results / DATASET / f"nnUNetTrainerProtocol_compare__{plans}__2d" / "fold_all"
         debug = json.loads((fold / "debug.json").read_text())
