@@ -81,17 +81,24 @@ def time_pair(scan, merge, x, ys, sizes, settings, device) -> dict:
     return row
 
 
+def eager_and_compiled(scan, merge, settings, result, error_key: str) -> dict:
+    """{"torch eager": (scan, merge), "torch.compile": both compiled}; a compile that fails is recorded
+    under `error_key` in `result` and leaves the eager pair alone."""
+    variants = {"torch eager": (scan, merge)}
+    try:
+        variants["torch.compile"] = (torch.compile(scan, backend=settings.compile_backend),
+                                     torch.compile(merge, backend=settings.compile_backend))
+    except Exception as exc:
+        result[error_key] = error_text(exc)
+    return variants
+
+
 def run_3d(ctx, result, dtype, deadline) -> None:
     """SS3D's cross-scan and cross-merge at each 3D case's volumes: PyTorch eager and torch.compile."""
     from swin_umamba.ops.cross_scan import cross_merge_3d, cross_scan_3d
 
     settings, budget, device = ctx.settings, ctx.budget, ctx.settings.device
-    variants = {"torch eager": (cross_scan_3d, cross_merge_3d)}
-    try:
-        variants["torch.compile"] = (torch.compile(cross_scan_3d, backend=settings.compile_backend),
-                                     torch.compile(cross_merge_3d, backend=settings.compile_backend))
-    except Exception as exc:
-        result["compile_error_3d"] = error_text(exc)
+    variants = eager_and_compiled(cross_scan_3d, cross_merge_3d, settings, result, "compile_error_3d")
     volumes = {}
     for case in settings.cases:
         if len(case.patch) == 3:
@@ -128,12 +135,7 @@ def run(ctx, result) -> None:
     fused_scan, fused_merge, why = fused_cross_ops()
     result.update(fused=("available" if fused_scan else why), dtype=str(dtype).replace("torch.", ""), rows=[])
     print(f"  fused Triton kernels: {result['fused']}", flush=True)
-    variants = {"torch eager": (cross_scan_torch, cross_merge_torch)}
-    try:
-        variants["torch.compile"] = (torch.compile(cross_scan_torch, backend=settings.compile_backend),
-                                     torch.compile(cross_merge_torch, backend=settings.compile_backend))
-    except Exception as exc:
-        result["compile_error"] = error_text(exc)
+    variants = eager_and_compiled(cross_scan_torch, cross_merge_torch, settings, result, "compile_error")
     if fused_scan is not None:
         variants["fused Triton"] = (fused_scan, fused_merge)
     stages = {}
