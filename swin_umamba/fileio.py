@@ -5,7 +5,8 @@ import contextlib
 import glob
 import hashlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -25,8 +26,7 @@ def atomic_target(path: Path, durable: bool = False) -> Iterator[Path]:
     rename itself after it, so that a crash of the machine cannot leave a file that is named but empty."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=TEMPORARY_SUFFIX, dir=path.parent)
-    os.close(handle)
+    tmp = _new_temporary(path)
     try:
         yield Path(tmp)
         if durable:
@@ -38,6 +38,26 @@ def atomic_target(path: Path, durable: bool = False) -> Iterator[Path]:
         raise
     if durable and os.name == "posix":  # a folder can be opened and synced only on POSIX
         _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+def _new_temporary(path: Path) -> str:
+    """An empty new file beside `path` with the permissions a plain write of `path` would leave: those of
+    the file it replaces, else 0666 less the umask (tempfile.mkstemp's 0600 would hide a checkpoint or a
+    report from the rest of a group)."""
+    try:
+        replaced = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        replaced = None
+    while True:
+        tmp = str(path.parent / f"{_temporary_prefix(path)}{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+        try:
+            handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        except FileExistsError:
+            continue
+        os.close(handle)
+        if replaced is not None:
+            os.chmod(tmp, replaced)
+        return tmp
 
 
 def _fsync(path, flags: int) -> None:

@@ -41,6 +41,25 @@ def test_a_durable_write_syncs_the_file_before_the_rename_and_the_folder_after(t
     assert path.read_bytes() == b"new"
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_written_files_get_the_permissions_of_a_plain_write(tmp_path):
+    """A new file gets 0666 less the umask, a replaced file keeps its mode (mkstemp's 0600 would hide a
+    checkpoint from the user's group)."""
+    previous = os.umask(0o027)
+    try:
+        new = tmp_path / "checkpoint_final.pth"
+        with atomic_target(new, durable=True) as tmp:
+            tmp.write_bytes(b"new")
+        assert new.stat().st_mode & 0o777 == 0o640
+        kept = tmp_path / "summary.csv"
+        kept.write_text("old")
+        kept.chmod(0o604)
+        write_text_atomic(kept, "new")
+        assert kept.stat().st_mode & 0o777 == 0o604 and kept.read_text() == "new"
+    finally:
+        os.umask(previous)
+
+
 def test_leftover_temporaries_of_one_path_are_removed(tmp_path):
     path = tmp_path / "checkpoint_latest.pth"
     with pytest.raises(KeyboardInterrupt):
