@@ -303,22 +303,50 @@ def test_a_damaged_test_image_stops_the_run_before_prediction(ws, first_run, tmp
 
 
 @pytest.mark.slow
-def test_baselines_are_trained_like_ours_and_compared_per_case(ws, first_run, monkeypatch, capsys):
-    from swin_umamba.comparison.baselines import REPORT_NAMES
+def test_baselines_get_this_runs_protocol_model_and_predictions(ws, first_run, monkeypatch, capsys):
+    """--baselines hands compare_with_baselines (whose real run tests/test_compare.py checks) this run's
+    schedule and stop, its model, the evaluated checkpoint, its test set and its predictions."""
+    from swin_umamba.comparison import baselines
+    from swin_umamba.comparison.baselines import BASELINE_STEPS, REPORT_NAMES
 
+    calls = []
+
+    def recorded(steps, counter, ours, checkpoint, protocol, test, out, trainer, resamples, seed, ours_predictions):
+        calls.append(dict(steps=steps, ours=ours, checkpoint=checkpoint, protocol=protocol, test=test, out=out,
+                          trainer=trainer, ours_predictions=ours_predictions))
+        for _ in range(BASELINE_STEPS):
+            counter.begin("baseline step")
+        return "| the baselines' table |"
+
+    monkeypatch.setattr(baselines, "compare_with_baselines", recorded)
     code, stdout, stderr = ws.reproduce_in_process(monkeypatch, capsys, "--baselines", "--baseline-trainer",
                                                    "nnUNetTrainerProtocol_compare")
     assert code == 0, f"{stdout[-4000:]}\n{stderr[-4000:]}"
-    assert "predict: skipped" in stdout and "[12/12]" in stdout
-    for plans in ("nnUNetPlans", "nnUNetResEncUNetMPlans"):
-        fold = ws.results / DATASET / f"nnUNetTrainerProtocol_compare__{plans}__2d" / "fold_all"
-        debug = json.loads((fold / "debug.json").read_text())
-        assert (debug["num_epochs"], debug["schedule_epochs"], debug["num_iterations_per_epoch"]) == ("2", "4", "1")
-    rows = list(csv.DictReader(open(ws.out / REPORT_NAMES["summary"])))
-    assert [(r["model"], r["metric"]) for r in rows] == [
-        (m, k) for k in ("F1", "DSC") for m in ("Swin-UMamba†", "nnU-Net", "nnU-Net ResEnc M")]
-    with open(ws.out / "metrics.csv", newline="") as stream:  # the run's own per-case scores
+    (call,) = calls
+    assert "predict: skipped" in stdout and "[12/12]" in stdout and "| the baselines' table |" in stdout
+    assert all(str(ws.out / name) in stdout for name in REPORT_NAMES.values())
+    protocol = call["protocol"]
+    assert (protocol.schedule_epochs, protocol.iterations_per_epoch, protocol.stop_after, protocol.fold,
+            protocol.configuration) == (4, 1, 2, "all", "2d")
+    assert (call["ours"].trainer, call["ours"].plans, call["ours"].label) == (TRAINER, "nnUNetPlans", "Swin-UMamba†")
+    assert call["checkpoint"] == ws.fold / "checkpoint_1.pth" and call["out"] == ws.out
+    assert call["ours_predictions"] == ws.out / "predictions" and call["trainer"] == "nnUNetTrainerProtocol_compare"
+    test = call["test"]
+    assert (test.images, test.labels, test.task) == (ws.raw / DATASET / "imagesTs", ws.raw / DATASET / "labelsTs",
+                                                     "cells")
+    assert sorted(test.cases) == ["cell_00100", "cell_00101"]
+    steps = call["steps"]
+    assert (steps.dataset_id, steps.dataset_name, steps.results, steps.device) == (703, DATASET, ws.results, "cpu")
+
+
+@pytest.mark.slow
+def test_comparisons_per_case_scores_of_this_run_are_its_own_metrics(ws, first_run):
+    """What the baseline comparison scores per case for our model (cells: F1 and DSC) is what this run's
+    evaluation wrote."""
+    from swin_umamba.comparison.steps import per_case_values
+
+    values, _ = per_case_values("cells", ws.raw / DATASET / "labelsTs", ws.out / "predictions")
+    assert set(values) == {"F1", "DSC"}
+    with open(ws.out / "metrics.csv", newline="") as stream:
         ours = {r["Name"]: float(r["F1"]) for r in csv.DictReader(stream)}
-    per_case = [r for r in csv.DictReader(open(ws.out / REPORT_NAMES["per_case"])) if r["metric"] == "F1"]
-    assert {r["case"]: float(r["Swin-UMamba†"]) for r in per_case} == pytest.approx(ours)
-    assert (ws.out / REPORT_NAMES["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert values["F1"] == pytest.approx(ours) and len(ours) == 2

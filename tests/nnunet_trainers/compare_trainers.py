@@ -4,11 +4,14 @@ Ours sets the run length (a 4-epoch schedule of 1 training and 1 validation iter
 stopped by the test after 2 epochs); the baselines' trainer takes it from the environment the
 compare command sets, as nnUNetTrainerProtocol does. Both skip nnU-Net's final validation, which
 the comparison does not use (it scores the test set), and checkpoint_best.pth, which it does not read
-(it predicts with checkpoint_final.pth; each checkpoint is hundreds of MB to write).
+(it predicts with checkpoint_final.pth; each checkpoint is hundreds of MB to write); checkpoints leave out
+the optimizer's moments.
 """
 import os
 
 import torch
+
+from short_trainers import save_without_optimizer_moments
 
 from swin_umamba.nnunet_layout import CHECKPOINT_BEST
 from swin_umamba.trainers import nnUNetTrainerProtocol, nnUNetTrainerSwinUMambaDScratch
@@ -20,7 +23,7 @@ class _NoFinalValidation:
 
     def save_checkpoint(self, filename: str) -> None:
         if os.path.basename(filename) != CHECKPOINT_BEST:
-            super().save_checkpoint(filename)
+            save_without_optimizer_moments(self, lambda: super(_NoFinalValidation, self).save_checkpoint(filename))
 
 
 class nnUNetTrainerSwinUMambaDScratch_compare(_NoFinalValidation, nnUNetTrainerSwinUMambaDScratch):

@@ -10,13 +10,27 @@ from swin_umamba.nnunet_layout import CHECKPOINT_BEST
 from swin_umamba.trainers import nnUNetTrainerSwinUMamba, nnUNetTrainerSwinUMambaScratch
 
 
+def save_without_optimizer_moments(trainer, save) -> None:
+    """`save()` (nnU-Net's save_checkpoint) with the optimizer's per-parameter state left out: two thirds of
+    an AdamW checkpoint, which no test reads (a resumed run starts its moments afresh). Such a checkpoint
+    loads as any other; most of the suite's time on a small disk went into writing those moments."""
+    full = trainer.optimizer.state_dict
+    trainer.optimizer.state_dict = lambda: {**full(), "state": {}}
+    try:
+        save()
+    finally:
+        del trainer.optimizer.state_dict  # the class's method again
+
+
 class _Short:
     """3 epochs of 1 iteration; encoder frozen for epochs 0-1; checkpoint_{epoch}.pth every epoch; no
-    checkpoint_best.pth (no test reads it, and each checkpoint is ~700 MB to write)."""
+    checkpoint_best.pth (no test reads it, and each checkpoint is hundreds of MB to write); checkpoints
+    without the optimizer's moments unless `keep_optimizer_state`."""
 
     epochs, iterations = 3, 1
     freeze_encoder_epochs = 2
     extra_checkpoint_every = 1
+    keep_optimizer_state = False
 
     # nnU-Net records the arguments of the most derived __init__, so the signature stays explicit
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -33,13 +47,24 @@ class _Short:
         return rotation, do_dummy_2d, patch_size, None
 
     def save_checkpoint(self, filename: str) -> None:
-        if os.path.basename(filename) != CHECKPOINT_BEST:
+        if os.path.basename(filename) == CHECKPOINT_BEST:
+            return
+        if self.keep_optimizer_state:
             super().save_checkpoint(filename)
+        else:
+            save_without_optimizer_moments(self, lambda: super(_Short, self).save_checkpoint(filename))
 
 
 class nnUNetTrainerSwinUMamba_test(_Short, nnUNetTrainerSwinUMamba):
-    """ImageNet-started, for the freeze-and-resume test; no final validation (the 3D end-to-end tests
-    check nnU-Net's validation outputs)."""
+    """ImageNet-started, for the freeze-and-resume test (--c: the optimizer's state is kept); no
+    checkpoint_2.pth (checkpoint_final.pth holds the same epoch); no final validation (the 3D end-to-end
+    tests check nnU-Net's validation outputs)."""
+
+    keep_optimizer_state = True
+
+    def save_checkpoint(self, filename: str) -> None:
+        if os.path.basename(filename) != f"checkpoint_{self.epochs - 1}.pth":
+            super().save_checkpoint(filename)
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         self.print_to_log_file("Final validation skipped (test trainer).")
