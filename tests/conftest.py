@@ -45,7 +45,6 @@ from filelock import FileLock
 
 from swin_umamba.demo.layout import dataset_source
 from swin_umamba.nnunet_layout import IMAGES_TS
-from tests import ram_tmp
 from tests.nnunet_workspace import DatasetSpec, NnUNetWorkspace
 
 DEMO_2D = DatasetSpec(name=dataset_source().name, source=dataset_source())
@@ -59,26 +58,6 @@ def _batch_of_one_in_3d(plans: dict) -> None:
 
 DEMO_3D = DatasetSpec(name=dataset_source("3d_fullres").name, configurations=("2d", "3d_fullres"),
                       source=dataset_source("3d_fullres"), edit_plans=_batch_of_one_in_3d)
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest's own tmp_path set-up reads --basetemp
-def pytest_configure(config):
-    """The run's temporary folder in memory where there is room (tests/ram_tmp.py), unless --basetemp
-    names one; xdist's workers get theirs inside the controller's."""
-    if hasattr(config, "workerinput") or config.option.basetemp is not None or not ram_tmp.has_room():
-        return
-    ram_tmp.remove_stale()
-    config.option.basetemp = str(ram_tmp.make_run_folder())
-    config.stash[_RAM_FOLDER] = Path(config.option.basetemp)
-
-
-def pytest_unconfigure(config):
-    folder = config.stash.get(_RAM_FOLDER, None)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)  # memory, not disk: nothing is kept after the run
-
-
-_RAM_FOLDER = pytest.StashKey[Path]()
 
 
 def pytest_collection_modifyitems(items):
