@@ -102,9 +102,17 @@ class NnUNetWorkspace:
     def model_dir(self, dataset: str, trainer: str, plans: str = "nnUNetPlans", configuration: str = "2d") -> Path:
         return self.results / dataset / f"{trainer}__{plans}__{configuration}"
 
-    def plan(self, spec: DatasetSpec) -> None:
-        """Writes the raw data set, runs nnUNetv2_plan_and_preprocess for its configurations, edits the plans."""
+    def plan(self, spec: DatasetSpec, known_fingerprint: bool = True) -> None:
+        """Writes the raw data set, runs nnUNetv2_plan_and_preprocess for its configurations, edits the plans.
+        With `known_fingerprint`, nnU-Net's fingerprint of these very files is placed first when
+        tests/nnunet_fingerprints keeps it (nnU-Net then reuses it instead of sampling again)."""
+        from tests.nnunet_fingerprints import FINGERPRINT_FILE, stored_fingerprint
+
         spec.write_raw(self.raw)
+        fingerprint = stored_fingerprint(self.raw / spec.name) if known_fingerprint else None
+        if fingerprint is not None:
+            (self.pre / spec.name).mkdir(parents=True, exist_ok=True)
+            (self.pre / spec.name / FINGERPRINT_FILE).write_text(json.dumps(fingerprint))
         self.run("nnUNetv2_plan_and_preprocess", "-d", spec.dataset_id, "-c", *spec.configurations,
                  *(["--verify_dataset_integrity"] if spec.verify else []), "-npfp", "1",
                  "-np", *["1"] * len(spec.configurations))
