@@ -8,7 +8,8 @@ or a model folder works on a copy (`NnUNetWorkspace.copy_to(tmp_path, models=(..
 tests/nnunet_workspace.py). Costs on the quiet 2-core CPU machine:
 
 - ``planned_workspace(spec)``: a factory; the workspace (tests/nnunet_workspace.py) with the data set of a
-  `DatasetSpec` planned and preprocessed for `spec.configurations`, once per spec. The demo's 2d: ~15 s.
+  `DatasetSpec` planned and preprocessed for `spec.configurations`, once per spec, with nnU-Net's
+  fingerprint of its files from tests/nnunet_fingerprints where that is current. The demo's 2d: ~8 s.
   A 3D data set is another spec (`configurations=("3d_fullres",)`) passed to the same factory.
 - ``demo_workspace``: ``planned_workspace(DEMO_2D)``: the demo data set (Dataset990, 16 2D training
   and 4 test slices) planned for 2d.
